@@ -141,3 +141,77 @@ def csrf_token_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "the page has no CSRF token field"
     return match.group(1)
+
+
+@pytest.fixture
+def run_jobs(app):
+    """Run every queued background job in-process, as an RQ worker would."""
+
+    def run() -> None:
+        from rq import SimpleWorker
+
+        from annotate.queue import queue
+
+        with app.app_context():
+            q = queue()
+            SimpleWorker([q], connection=q.connection).work(burst=True)
+
+    return run
+
+
+@dataclass
+class Requester:
+    person: Person
+    team_id: int
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Token {self.key}"}
+
+
+class Teams:
+    """Teams with a requester and an API token, built through the services."""
+
+    def __init__(self, app, people: People):
+        self.app = app
+        self.people = people
+        self.operator: Person | None = None
+
+    def requester(self, team: str = "Vision") -> Requester:
+        from annotate.services import teams
+
+        with self.app.app_context():
+            if self.operator is None:
+                self.operator = self.people.make("operator")
+            existing = {t.name: t.id for t in teams.list_teams()}
+            team_id = existing.get(team) or teams.create_team(self.operator.id, team)
+            person = self.people.make()
+            teams.add_member(self.operator.id, team_id, person.email)
+            key = accounts.create_token(person.id, "tests").key
+        return Requester(person, team_id, key)
+
+
+@pytest.fixture
+def teams(app, people) -> Teams:
+    return Teams(app, people)
+
+
+TEXT_CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text" choice="single">
+    <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/>
+  </Choices>
+</View>"""
+
+IMAGE_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="box" toName="image">
+    <Label value="Car"/><Label value="Person"/>
+  </RectangleLabels>
+</View>"""
+
+
+def choice(label: str) -> list[dict]:
+    """A text-classification result for TEXT_CONFIG."""
+    return [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": [label]}}]

@@ -2,8 +2,6 @@
 a sample project, and two annotators."""
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 
 from sqlalchemy import func, select
@@ -11,6 +9,7 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..models import Item, Membership, Project, Team, User
 from .accounts import create_user
+from .ingest import content_hash
 
 SAMPLE_CONFIG = """<View>
   <Text name="text" value="$text"/>
@@ -35,10 +34,6 @@ SAMPLE_TEXTS = [
     "The strap broke on the first hike.",
     "Colour matches the photos on the website.",
 ]
-
-
-def content_hash(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def seed_if_empty() -> list[dict] | None:

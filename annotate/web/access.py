@@ -77,3 +77,6 @@ def init_login(app) -> None:
         if wants_json():
             return json_error(401, "Authentication credentials were not provided.")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+requester_or_operator = role_required("requester", "operator")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-25 02:07:23.375700
+Create Date: 2026-11-25 02:28:26.016641
 """
 from __future__ import annotations
 
@@ -357,8 +357,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('project_id', sa.Integer(), nullable=False),
     sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('content_hash', sa.BigInteger(), nullable=False),
     sa.Column('is_gold', sa.Boolean(), nullable=False),
+    sa.Column('imported_annotations', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('import_job_id', sa.Integer(), nullable=True),
     sa.Column('created_at', annotate.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['import_job_id'], ['background_job.id'], name=op.f('fk_item_import_job_id_background_job'), ondelete='SET NULL'),
@@ -368,8 +369,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('item', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_item_import_job_id'), ['import_job_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_item_project_id'), ['project_id'], unique=False)
-        batch_op.create_index('ix_item_project_id_is_gold', ['project_id', 'is_gold'], unique=False)
 
     op.create_table('skill_level_change',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -563,8 +562,6 @@ def downgrade() -> None:
 
     op.drop_table('skill_level_change')
     with op.batch_alter_table('item', schema=None) as batch_op:
-        batch_op.drop_index('ix_item_project_id_is_gold')
-        batch_op.drop_index(batch_op.f('ix_item_project_id'))
         batch_op.drop_index(batch_op.f('ix_item_import_job_id'))
 
     op.drop_table('item')

@@ -22,7 +22,7 @@ def world(app, people):
             project = Project(team_id=team.id, title="P", label_config="<View/>")
             session.add(project)
             session.flush()
-            item = Item(project_id=project.id, data={"text": "x"}, content_hash="h")
+            item = Item(project_id=project.id, data={"text": "x"}, content_hash=1)
             micro_task = MicroTask(project_id=project.id, seq=1, overlap=2)
             session.add_all([item, micro_task])
             session.flush()
@@ -102,7 +102,7 @@ def test_a_failed_unit_of_work_stores_nothing(app, world):
     with app.app_context():
         with pytest.raises(RuntimeError):
             with db.transaction() as session:
-                session.add(Item(project_id=world["project"], data={"text": "y"}, content_hash="h2"))
+                session.add(Item(project_id=world["project"], data={"text": "y"}, content_hash=2))
                 session.flush()
                 raise RuntimeError("boom")
         assert db.session.query(Item).count() == 1

@@ -8,10 +8,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_login import current_user
 
-from ..extensions import csrf
-from ..services import accounts
-from .access import public, signed_in
-from .errors import API_VERSION
+from ...extensions import csrf
+from ...services import accounts
+from ..access import public, signed_in
+from ..errors import API_VERSION
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -69,3 +69,7 @@ def create_token():
 def revoke_token(token_id: int):
     accounts.revoke_token(current_user.id, token_id)
     return "", 204
+
+
+# The routes of the other API modules attach themselves to `bp`.
+from . import imports, projects, tasks  # noqa: E402,F401
