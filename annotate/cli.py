@@ -20,6 +20,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 db_cli = AppGroup("db", help="Apply or roll back database migrations.")
 users_cli = AppGroup("users", help="Manage user accounts.")
+queue_cli = AppGroup("queue", help="The Redis dispatch queue.")
+
+
+@queue_cli.command("rebuild")
+def queue_rebuild() -> None:
+    """Rebuild the dispatch state in Redis from SQL (safe while annotators work)."""
+    from .services import work
+
+    d = work.dispatcher()
+    if not d.lock_rebuild():
+        raise click.ClickException("a rebuild is already running")
+    try:
+        counts = work.rebuild()
+    finally:
+        d.unlock_rebuild()
+    click.echo("rebuilt: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
 @db_cli.command("upgrade")
@@ -138,5 +154,6 @@ def serve_command(host: str, port: int, web_workers: int, no_demo: bool) -> None
 def register_commands(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(queue_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(serve_command)

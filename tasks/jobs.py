@@ -24,3 +24,57 @@ def run_import(job_id: int) -> None:
 
     with app().app_context():
         ingest.run_import(job_id)
+
+
+def split_project(job_id: int) -> None:
+    from annotate.services import work
+
+    with app().app_context():
+        work.split_project(job_id)
+
+
+def reclaim_expired_leases() -> int:
+    from annotate.services import work
+
+    with app().app_context():
+        return work.reclaim_expired()
+
+
+def score_micro_task(micro_task_id: int) -> None:
+    from annotate.services import scoring
+
+    with app().app_context():
+        scoring.score_micro_task(micro_task_id)
+
+
+def reestimate_project(project_id: int) -> None:
+    from annotate.services import scoring
+
+    with app().app_context():
+        scoring.reestimate_project(project_id)
+
+
+def reestimate_live_projects() -> int:
+    """Dawid-Skene over every live project's answers, one background job each."""
+    from annotate.queue import enqueue
+    from annotate.services import scoring
+
+    with app().app_context():
+        project_ids = scoring.live_project_ids()
+        for project_id in project_ids:
+            enqueue("tasks.jobs.reestimate_project", project_id, job_id=f"reestimate-{project_id}")
+        return len(project_ids)
+
+
+def approve_overdue() -> int:
+    from annotate.services import reviews
+
+    with app().app_context():
+        return reviews.approve_overdue()
+
+
+def fair_pay_top_ups() -> int:
+    from annotate.services import pay, scoring
+
+    with app().app_context():
+        return sum(pay.fair_pay_top_ups(project_id)["entries"] for project_id in scoring.live_project_ids())

@@ -8,7 +8,16 @@ from __future__ import annotations
 from rq import cron
 
 # (dotted function, interval in seconds, queue)
-SCHEDULES: list[tuple[str, int, str]] = []
+SCHEDULES: list[tuple[str, int, str]] = [
+    # Leases that ran out give their slot back (the request path also checks).
+    ("tasks.jobs.reclaim_expired_leases", 30, "default"),
+    # Dawid-Skene over each live project's answers; updates consensus, quality and pending decisions.
+    ("tasks.jobs.reestimate_live_projects", 600, "default"),
+    # Work nobody reviewed within the project's window is approved and paid.
+    ("tasks.jobs.approve_overdue", 600, "default"),
+    # Projects whose measured hourly pay fell below the floor top everyone up.
+    ("tasks.jobs.fair_pay_top_ups", 3600, "default"),
+]
 
 
 def _resolve(dotted: str):

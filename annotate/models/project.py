@@ -43,7 +43,7 @@ class Project(Base):
     items_per_micro_task: Mapped[int] = mapped_column(default=10)
     lease_seconds: Mapped[int] = mapped_column(default=900)
     priority: Mapped[int] = mapped_column(default=0)
-    gold_share: Mapped[float] = mapped_column(default=0.1)
+    gold_share: Mapped[float] = mapped_column(default=0.0)
     qualification_gold_count: Mapped[int] = mapped_column(default=0)
     qualification_min_accuracy: Mapped[float] = mapped_column(default=0.8)
     max_share_per_annotator: Mapped[float | None]

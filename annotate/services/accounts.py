@@ -187,18 +187,20 @@ def revoke_token(user_id: int, token_id: int) -> None:
 
 
 def user_for_token(key: str) -> User | None:
-    """The user a live token belongs to, or None."""
+    """The user a live token belongs to, or None. One indexed query per request."""
     if not key.startswith(TOKEN_PREFIX):
         return None
-    session = db.session
-    token = session.scalar(select(ApiToken).where(ApiToken.key_hash == _key_hash(key)))
-    if token is None or token.revoked_at is not None:
+    found = db.session.execute(
+        select(User, ApiToken.id, ApiToken.last_used_at).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.key_hash == _key_hash(key), ApiToken.revoked_at.is_(None))).first()
+    if found is None:
         return None
+    user, token_id, last_used_at = found
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+    if last_used_at is None or now - last_used_at > TOKEN_TOUCH_INTERVAL:
         with db.transaction() as session:
-            session.get(ApiToken, token.id).last_used_at = now
-    return session.get(User, token.user_id)
+            session.get(ApiToken, token_id).last_used_at = now
+    return user
 
 
 def list_users(query: str = "", limit: int = 200) -> list[User]:

@@ -5,7 +5,7 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from ...models import Project
-from ...services import projects
+from ...services import projects, work
 from ...services.errors import Invalid
 from ..access import requester_or_operator
 from . import bp
@@ -91,15 +91,28 @@ def delete_project(project_id: int):
     return "", 204
 
 
+@bp.route("/projects/<int:project_id>/publish", methods=["POST"])
+@requester_or_operator
+def publish_project(project_id: int):
+    job_id = work.publish_project(current_user.id, project_id)
+    return jsonify({**project_json(projects.get_project(current_user.id, project_id)), "split_job": job_id})
+
+
 @bp.route("/projects/<int:project_id>/pause", methods=["POST"])
 @requester_or_operator
 def pause_project(project_id: int):
-    projects.pause_project(current_user.id, project_id)
+    work.pause(current_user.id, project_id)
     return jsonify(project_json(projects.get_project(current_user.id, project_id)))
 
 
 @bp.route("/projects/<int:project_id>/archive", methods=["POST"])
 @requester_or_operator
 def archive_project(project_id: int):
-    projects.archive_project(current_user.id, project_id)
+    work.archive(current_user.id, project_id)
     return jsonify(project_json(projects.get_project(current_user.id, project_id)))
+
+
+@bp.route("/projects/<int:project_id>/progress")
+@requester_or_operator
+def project_progress(project_id: int):
+    return jsonify(work.queue_state(current_user.id, project_id))

@@ -1,0 +1,702 @@
+"""Handing out work: publishing a project into micro-tasks, leasing them to
+annotators, submits, skips, heartbeats, expiry and blocking.
+
+The Redis side (tasks.dispatch) decides who gets which micro-task in one
+atomic call; SQL records it in the same request and stays the system of
+record. SQL is changed first and Redis after, except when a slot is taken:
+then the SQL write is guarded (`taken < overlap`) and Redis is corrected if
+the guard fails, so a stale Redis can never hand out a slot twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tasks.dispatch import Dispatch, LeaseState, MicroTaskState, ProjectState
+
+from .. import labelconfig
+from ..extensions import db, redis
+from ..models import (Annotation, Assignment, AssignmentScore, BackgroundJob, GoldAnswer, Item, MicroTask,
+                      MicroTaskItem, Prediction, Project, User, utcnow)
+from ..queue import enqueue
+from ..scoring import pay
+from . import audit, gold, projects
+from .pay import pay_floors
+from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+# Everyone takes the qualification micro-task: it has no real overlap limit.
+QUALIFICATION_OVERLAP = 1_000_000_000
+
+
+class Unavailable(DomainError):
+    status = 503
+
+
+def dispatcher() -> Dispatch:
+    client = redis.client
+    state = current_app.extensions.get("annotate.dispatch")
+    if state is None or state.r is not client:
+        state = Dispatch(client)
+        current_app.extensions["annotate.dispatch"] = state
+    return state
+
+
+def _epoch(moment: dt.datetime) -> float:
+    return moment.timestamp()
+
+
+def _moment(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+# --- publishing -------------------------------------------------------------------
+
+
+def publish_project(user_id: int, project_id: int) -> int:
+    """Make a draft or paused project live and queue the split of its items
+    into micro-tasks; returns the id of that background job."""
+    rq_id = f"split-{uuid.uuid4().hex}"
+    with db.transaction() as session:
+        user = session.get(User, user_id)
+        project = projects.visible_project(session, user, project_id)
+        if not (user.is_operator or project.team_id in projects._team_ids(session, user)):
+            raise Forbidden("only requesters of the project's team may publish it")
+        if project.archived_at is not None:
+            raise Conflict("an archived project cannot be published")
+        if project.status == "live":
+            raise Conflict("the project is live already")
+        _check_publishable(session, project)
+        project.status = "live"
+        project.published_at = project.published_at or utcnow()
+        job = BackgroundJob(rq_id=rq_id, kind="split", project_id=project_id, user_id=user_id)
+        session.add(job)
+        audit.record(session, actor_id=user_id, action="publish_project", target_type="project", target_id=project_id)
+        session.flush()
+        job_id = job.id
+    enqueue("tasks.jobs.split_project", job_id, job_id=rq_id)
+    return job_id
+
+
+def _check_publishable(session, project: Project) -> None:
+    regular, golden = session.execute(
+        select(func.count(Item.id).filter(Item.is_gold.is_(False)), func.count(Item.id).filter(Item.is_gold.is_(True)))
+        .where(Item.project_id == project.id)).one()
+    if regular == 0:
+        raise Invalid("upload items before publishing: the project has none")
+    if golden < project.qualification_gold_count:
+        raise Invalid(f"the qualification asks for {project.qualification_gold_count} gold items "
+                      f"but the project has {golden}: upload more gold items", field="qualification_gold_count")
+    if project.gold_share > 0 and golden == 0:
+        raise Invalid("gold_share is above 0 but the project has no gold items", field="gold_share")
+    floor = pay_floors().get(project.currency)
+    if floor is None:
+        raise Invalid(f"there is no pay floor for {project.currency}: an operator must add it to PAY_FLOORS",
+                      field="currency")
+    if not project.estimated_seconds_per_micro_task:
+        raise Invalid("give estimated_seconds_per_micro_task, so the hourly pay can be checked against the floor",
+                      field="estimated_seconds_per_micro_task")
+    check = pay.check_publish_rate(project.pay_per_micro_task, project.estimated_seconds_per_micro_task, floor)
+    if not check.ok:
+        raise Invalid(
+            f"pay of {project.pay_per_micro_task} per micro-task for about {project.estimated_seconds_per_micro_task} s "
+            f"is {check.implied_rate} {project.currency} minor units an hour, below the floor of {floor}: "
+            f"pay at least {check.min_pay_minor}", field="pay_per_micro_task")
+
+
+def resume_project(user_id: int, project_id: int) -> int:
+    return publish_project(user_id, project_id)
+
+
+def split_project(job_id: int) -> None:
+    """The background job: cut the project's new items into micro-tasks and
+    queue them. Safe to run again: items already in a micro-task are skipped,
+    and the micro-tasks it made are queued again from SQL."""
+    session = db.session
+    job = session.get(BackgroundJob, job_id)
+    if job is None:
+        raise NotFound(f"no background job {job_id}")
+    if job.status != "finished":
+        _split(job_id)
+    job = db.session.get(BackgroundJob, job_id)
+    project = db.session.get(Project, job.project_id)
+    if project.status == "live":
+        first, last = job.result.get("first_seq"), job.result.get("last_seq")
+        if first is not None:
+            dispatcher().add_micro_tasks(_micro_task_states(project.id, first, last))
+        dispatcher().set_project(_project_state(project))
+    db.session.rollback()
+
+
+def _split(job_id: int) -> None:
+    with db.transaction() as session:
+        job = session.get(BackgroundJob, job_id)
+        # Two splits of one project would cut the same items twice.
+        project = session.scalar(select(Project).where(Project.id == job.project_id).with_for_update())
+        job.status, job.started_at = "running", utcnow()
+        seq = session.scalar(select(func.coalesce(func.max(MicroTask.seq), 0)).where(MicroTask.project_id == project.id))
+        first_seq = seq + 1
+        in_micro_task = select(MicroTaskItem.item_id).join(MicroTask).where(MicroTask.project_id == project.id)
+        fresh = list(session.scalars(select(Item.id).where(
+            Item.project_id == project.id, Item.is_gold.is_(False), Item.id.not_in(in_micro_task)).order_by(Item.id)))
+        gold_ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id, Item.is_gold.is_(True))
+                                        .order_by(Item.id)))
+        rng = random.Random(project.id * 7919 + seq)
+        batches: list[tuple[bool, int, list[int]]] = []  # (qualification, overlap, item ids)
+        has_qualification = session.scalar(select(MicroTask.id).where(
+            MicroTask.project_id == project.id, MicroTask.is_qualification.is_(True)))
+        qualification_gold = gold_ids[:project.qualification_gold_count]
+        if project.requires_qualification and not has_qualification:
+            batches.append((True, QUALIFICATION_OVERLAP, qualification_gold))
+        # Hidden checks prefer gold the qualification did not show.
+        hidden_pool = [g for g in gold_ids if g not in set(qualification_gold)] or gold_ids
+        per_task = project.items_per_micro_task
+        n_gold = min(len(hidden_pool), round(per_task * project.gold_share)) if hidden_pool else 0
+        n_regular = max(1, per_task - n_gold)
+        for start in range(0, len(fresh), n_regular):
+            chunk = fresh[start:start + n_regular]
+            hidden = rng.sample(hidden_pool, n_gold) if n_gold else []
+            items = chunk + hidden
+            rng.shuffle(items)
+            batches.append((False, project.overlap, items))
+        now = utcnow()
+        micro_task_rows = [{"project_id": project.id, "seq": seq + i + 1, "is_qualification": qual, "overlap": overlap,
+                            "status": "open", "taken": 0, "submitted": 0, "created_at": now}
+                           for i, (qual, overlap, _items) in enumerate(batches)]
+        if micro_task_rows:
+            session.execute(sa.insert(MicroTask), micro_task_rows)
+            ids = dict(session.execute(select(MicroTask.seq, MicroTask.id).where(
+                MicroTask.project_id == project.id, MicroTask.seq >= first_seq)).all())
+            item_rows = [{"micro_task_id": ids[seq + i + 1], "position": position, "item_id": item_id}
+                         for i, (_q, _o, items) in enumerate(batches) for position, item_id in enumerate(items)]
+            session.execute(sa.insert(MicroTaskItem), item_rows)
+        job.status, job.finished_at = "finished", utcnow()
+        job.done = job.total = len(fresh)
+        job.result = {"micro_tasks": len(batches), "items": len(fresh),
+                      "first_seq": first_seq if batches else None, "last_seq": seq + len(batches) if batches else None}
+
+
+def _micro_task_states(project_id: int, first_seq: int | None = None, last_seq: int | None = None) -> list[MicroTaskState]:
+    session = db.session
+    stmt = select(MicroTask).where(MicroTask.project_id == project_id, MicroTask.status == "open")
+    if first_seq is not None:
+        stmt = stmt.where(MicroTask.seq.between(first_seq, last_seq))
+    micro_tasks = list(session.scalars(stmt))
+    had: dict[int, list[int]] = {}
+    ids = [mt.id for mt in micro_tasks]
+    for start in range(0, len(ids), 5000):
+        for mt_id, annotator_id in session.execute(select(Assignment.micro_task_id, Assignment.annotator_id)
+                                                   .where(Assignment.micro_task_id.in_(ids[start:start + 5000]))):
+            had.setdefault(mt_id, []).append(annotator_id)
+    return [MicroTaskState(mt.id, mt.project_id, mt.seq, mt.overlap - mt.taken, mt.is_qualification,
+                           tuple(had.get(mt.id, ()))) for mt in micro_tasks]
+
+
+def _project_state(project: Project) -> ProjectState:
+    session = db.session
+    qualification = session.scalar(select(MicroTask.id).where(
+        MicroTask.project_id == project.id, MicroTask.is_qualification.is_(True)))
+    passed = []
+    if qualification:
+        rows = session.execute(select(Assignment.annotator_id, AssignmentScore.gold_right, AssignmentScore.gold_total)
+                               .join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
+                               .where(Assignment.micro_task_id == qualification))
+        passed = [a for a, right, total in rows if _passes(project, right, total)]
+    return ProjectState(project.id, project.priority, project.lease_seconds, project.requires_qualification,
+                        qualification, tuple(passed))
+
+
+def _passes(project: Project, right: int, total: int) -> bool:
+    return total > 0 and right >= math.ceil(project.qualification_min_accuracy * total - 1e-9)
+
+
+# --- the annotator's side -------------------------------------------------------------
+
+
+def next_assignment(annotator_id: int, project_id: int | None = None) -> dict[str, Any] | None:
+    """A lease on one micro-task for this annotator, or None when there is nothing for them."""
+    d = dispatcher()
+    for _attempt in range(8):
+        offer = d.next(annotator_id, project_id)
+        if offer.kind == "rebuild":
+            ensure_dispatch_state()
+            continue
+        if offer.kind == "blocked":
+            user = db.session.get(User, annotator_id)
+            raise Forbidden(f"your account is blocked: {user.blocked_reason or 'ask an operator why'}")
+        if offer.kind == "none":
+            if _reclaim_some():
+                continue  # a slot came back: look again
+            return None
+        if offer.kind == "expired":
+            expire_lease(offer.micro_task_id, annotator_id)
+            continue
+        if offer.kind == "held":
+            assignment = _assignment_of(offer.micro_task_id, annotator_id)
+            if assignment is not None and assignment.status == "leased":
+                return work_payload(assignment)
+            _reconcile_lease(offer.micro_task_id, annotator_id, offer.project_id)
+            continue
+        assignment_id = _record_lease(offer, annotator_id)
+        if assignment_id is not None:
+            _reclaim_some()
+            return work_payload(db.session.get(Assignment, assignment_id))
+    raise Unavailable("the work queue is busy; ask again in a moment")
+
+
+def _record_lease(offer, annotator_id: int) -> int | None:
+    """Write the SQL row of a lease Redis just gave out; undo it in Redis if SQL disagrees."""
+    try:
+        with db.transaction() as session:
+            taken = session.execute(
+                update(MicroTask).where(MicroTask.id == offer.micro_task_id, MicroTask.status == "open",
+                                        MicroTask.taken < MicroTask.overlap)
+                .values(taken=MicroTask.taken + 1))
+            if taken.rowcount != 1:
+                raise _Stale()
+            # Core rather than the ORM: this is the hot path.
+            return session.execute(sa.insert(Assignment).values(
+                micro_task_id=offer.micro_task_id, annotator_id=annotator_id, project_id=offer.project_id,
+                status="leased", leased_at=utcnow(), lease_expires_at=_moment(offer.expires_at),
+                active_seconds=0.0, with_predictions=False).returning(Assignment.id)).scalar_one()
+    except (_Stale, IntegrityError):
+        log.warning("dispatch state of micro-task %s was stale; resynced from SQL", offer.micro_task_id)
+        d = dispatcher()
+        d.finish(offer.micro_task_id, annotator_id, offer.project_id)
+        _resync_micro_task(offer.micro_task_id)
+        return None
+
+
+class _Stale(Exception):
+    pass
+
+
+def _resync_micro_task(micro_task_id: int) -> None:
+    session = db.session
+    mt = session.get(MicroTask, micro_task_id)
+    session.refresh(mt)
+    states = _micro_task_states(mt.project_id, mt.seq, mt.seq)
+    leases = [LeaseState(a.micro_task_id, a.annotator_id, a.project_id, _epoch(a.lease_expires_at))
+              for a in session.scalars(select(Assignment).where(Assignment.micro_task_id == micro_task_id,
+                                                                Assignment.status == "leased"))]
+    if states:
+        dispatcher().sync_micro_task(states[0], leases)
+    else:  # done meanwhile
+        dispatcher().r.zrem(f"d:p:{mt.project_id}:q", micro_task_id)
+    session.rollback()
+
+
+def _assignment_of(micro_task_id: int, annotator_id: int) -> Assignment | None:
+    return db.session.scalar(select(Assignment).where(Assignment.micro_task_id == micro_task_id,
+                                                      Assignment.annotator_id == annotator_id))
+
+
+def _owned(session, annotator_id: int, assignment_id: int) -> Assignment:
+    assignment = session.get(Assignment, assignment_id, with_for_update=True)
+    # Someone else's assignment is reported as missing.
+    if assignment is None or assignment.annotator_id != annotator_id:
+        raise NotFound(f"no assignment {assignment_id}")
+    return assignment
+
+
+def work_payload(assignment: Assignment) -> dict[str, Any]:
+    session = db.session
+    project = session.get(Project, assignment.project_id)
+    mt = session.get(MicroTask, assignment.micro_task_id)
+    rows = session.execute(select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
+                           .where(MicroTaskItem.micro_task_id == assignment.micro_task_id)
+                           .order_by(MicroTaskItem.position)).all()
+    predictions: dict[int, list] = {}
+    # Gold items and qualification work never carry predictions (anchoring).
+    if project.show_predictions and not mt.is_qualification:
+        ids = [item_id for item_id, _data, is_gold in rows if not is_gold]
+        for p in session.scalars(select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)):
+            predictions.setdefault(p.item_id, []).append(
+                {"id": p.id, "result": p.result, "score": p.score, "model_version": p.model_version})
+    items = []
+    for item_id, data, _is_gold in rows:
+        entry = {"id": item_id, "data": data}
+        if project.show_predictions and not mt.is_qualification:
+            entry["predictions"] = predictions.get(item_id, [])
+        items.append(entry)
+    return {
+        "assignment_id": assignment.id,
+        "project": project.id,
+        "project_title": project.title,
+        "micro_task": assignment.micro_task_id,
+        "is_qualification": mt.is_qualification,
+        "status": assignment.status,
+        "lease_expires_at": assignment.lease_expires_at.isoformat(),
+        "lease_seconds": project.lease_seconds,
+        "items": items,
+    }
+
+
+def _check_annotations(project: Project, item_ids: list[int], raw: Any) -> list[dict]:
+    """Every item of the micro-task exactly once, each result valid for the config."""
+    if not isinstance(raw, list):
+        raise Invalid("annotations must be a list of {item_id, result, seconds}", field="annotations")
+    config = labelconfig.parse_config(project.label_config)
+    wanted = set(item_ids)
+    seen: set[int] = set()
+    checked = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise Invalid(f"annotation {index + 1} must be an object", field="annotations")
+        item_id = entry.get("item_id")
+        if isinstance(item_id, bool) or not isinstance(item_id, int) or item_id not in wanted:
+            raise Invalid(f"annotation {index + 1}: item_id {item_id!r} is not an item of this micro-task",
+                          field="item_id")
+        if item_id in seen:
+            raise Invalid(f"item {item_id} is annotated twice", field="item_id")
+        seen.add(item_id)
+        seconds = entry.get("seconds", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 86400:
+            raise Invalid(f"item {item_id}: seconds must be a number of active seconds, not {seconds!r}",
+                          field="seconds")
+        try:
+            labelconfig.validate_result(config, entry.get("result"), f"item {item_id}")
+        except labelconfig.ResultError as error:
+            raise Invalid(str(error), field=getattr(error, "field", None) or "result") from None
+        checked.append({"item_id": item_id, "result": entry["result"], "seconds": float(seconds),
+                        "had_prediction": bool(entry.get("had_prediction", False)),
+                        "accepted_prediction": bool(entry.get("accepted_prediction", False))})
+    missing = wanted - seen
+    if missing:
+        raise Invalid(f"items {', '.join(map(str, sorted(missing)))} have no annotation", field="annotations")
+    return checked
+
+
+def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[str, Any]:
+    """Store the annotator's results for a whole micro-task. A repeated submit
+    answers with what was stored; a late one is accepted while its slot is free."""
+    d = dispatcher()
+    retaken: list[int] = []
+    try:
+        with db.transaction() as session:
+            assignment = _owned(session, annotator_id, assignment_id)
+            if assignment.status == "submitted":
+                return submitted_payload(assignment)
+            project = session.get(Project, assignment.project_id)
+            mt = session.get(MicroTask, assignment.micro_task_id, with_for_update=True)
+            item_ids = list(session.scalars(select(MicroTaskItem.item_id).where(
+                MicroTaskItem.micro_task_id == mt.id).order_by(MicroTaskItem.position)))
+            annotations = _check_annotations(project, item_ids, raw_annotations)
+            if assignment.status in ("skipped", "released"):
+                raise Conflict(_lost_words(assignment))
+            if assignment.status == "expired":
+                _take_slot_back(session, d, mt, annotator_id, retaken)
+            payload, qualification, finished = _store_submission(session, project, mt, assignment, annotations)
+    except BaseException:
+        if retaken:  # Redis gave the slot back to us; SQL did not keep it
+            _resync_micro_task(retaken[0])
+        raise
+    d.finish(assignment.micro_task_id, annotator_id, assignment.project_id)
+    if qualification and qualification["passed"]:
+        d.qualify(assignment.project_id, annotator_id)
+    if finished:
+        enqueue("tasks.jobs.score_micro_task", assignment.micro_task_id, job_id=f"score-{assignment.micro_task_id}")
+    elif qualification is not None:  # qualification work is paid whether it passed or not
+        enqueue("tasks.jobs.score_micro_task", assignment.micro_task_id,
+                job_id=f"score-{assignment.micro_task_id}-{assignment.id}")
+    return payload
+
+
+def _take_slot_back(session, d: Dispatch, mt: MicroTask, annotator_id: int, retaken: list[int]) -> None:
+    """A late submit: the lease ran out and its slot went back to the queue."""
+    lost = Conflict("your lease ran out and the micro-task was given to someone else; your answers were not stored")
+    if mt.status != "open" or not d.retake(mt.id, annotator_id, mt.project_id):
+        raise lost
+    retaken.append(mt.id)
+    guarded = session.execute(update(MicroTask).where(MicroTask.id == mt.id, MicroTask.taken < MicroTask.overlap)
+                              .values(taken=MicroTask.taken + 1))
+    if guarded.rowcount != 1:
+        raise lost
+    session.refresh(mt)
+
+
+def _store_submission(session, project: Project, mt: MicroTask, assignment: Assignment,
+                      annotations: list[dict]) -> tuple[dict, dict | None, bool]:
+    now = utcnow()
+    session.execute(sa.insert(Annotation), [{"assignment_id": assignment.id, "created_at": now, **entry}
+                                            for entry in annotations])
+    assignment.status = "submitted"
+    assignment.submitted_at = assignment.ended_at = now
+    assignment.active_seconds = sum(e["seconds"] for e in annotations)
+    assignment.decision = "pending"
+    mt.submitted += 1
+    finished = not mt.is_qualification and mt.submitted >= mt.overlap
+    if finished:
+        mt.status, mt.done_at = "done", now
+    qualification = _score_qualification(session, project, assignment, annotations) if mt.is_qualification else None
+    session.flush()
+    payload = {"assignment_id": assignment.id, "status": "submitted", "submitted_at": now.isoformat(),
+               "annotations": [{"item_id": e["item_id"], "result": e["result"], "seconds": e["seconds"]}
+                               for e in annotations]}
+    if qualification is not None:
+        payload["qualification"] = qualification
+    return payload, qualification, finished
+
+
+def _score_qualification(session, project: Project, assignment: Assignment, annotations: list[dict]) -> dict:
+    answers = {g.item_id: g for g in session.scalars(select(GoldAnswer).where(
+        GoldAnswer.item_id.in_([e["item_id"] for e in annotations])))}
+    checks = []
+    for entry in annotations:
+        answer = answers.get(entry["item_id"])
+        if answer is None:
+            continue
+        check = gold.compare(entry["result"], answer.result, project.iou_threshold)
+        checks.append({"item_id": entry["item_id"], "right": check.right, "why": check.why,
+                       "expected": answer.result, "explanation": answer.explanation})
+    right = sum(c["right"] for c in checks)
+    passed = _passes(project, right, len(checks))
+    rule = (f"at least {math.ceil(project.qualification_min_accuracy * len(checks) - 1e-9)} of {len(checks)} "
+            f"gold items right ({project.qualification_min_accuracy:.0%})")
+    details = {"qualification": {"passed": passed, "rule": rule, "items": checks}}
+    session.add(AssignmentScore(assignment_id=assignment.id, quality=right / len(checks) if checks else 0.0,
+                                agreement=None, gold_right=right, gold_total=len(checks), details=details))
+    return {"passed": passed, "right": right, "total": len(checks), "rule": rule, "items": checks}
+
+
+def submitted_payload(assignment: Assignment, qualification: dict | None = None) -> dict[str, Any]:
+    session = db.session
+    annotations = session.scalars(select(Annotation).where(Annotation.assignment_id == assignment.id)
+                                  .order_by(Annotation.id)).all() if assignment.id else []
+    if qualification is None:
+        score = session.get(AssignmentScore, assignment.id)
+        if score is not None and "qualification" in score.details:
+            q = score.details["qualification"]
+            qualification = {"passed": q["passed"], "right": score.gold_right, "total": score.gold_total,
+                             "rule": q["rule"], "items": q["items"]}
+    body = {
+        "assignment_id": assignment.id,
+        "status": assignment.status,
+        "submitted_at": assignment.submitted_at.isoformat() if assignment.submitted_at else None,
+        "annotations": [{"item_id": a.item_id, "result": a.result, "seconds": a.seconds} for a in annotations],
+    }
+    if qualification is not None:
+        body["qualification"] = qualification
+    return body
+
+
+def heartbeat(annotator_id: int, assignment_id: int) -> dict[str, Any]:
+    """Extend a live lease by the project's lease time."""
+    with db.transaction() as session:
+        assignment = _owned(session, annotator_id, assignment_id)
+        if assignment.status != "leased":
+            raise Conflict(_lost_words(assignment))
+        project = session.get(Project, assignment.project_id)
+        assignment.lease_expires_at = utcnow() + dt.timedelta(seconds=project.lease_seconds)
+        expires = assignment.lease_expires_at
+        mt_id = assignment.micro_task_id
+    dispatcher().extend(mt_id, annotator_id, _epoch(expires))
+    return {"assignment_id": assignment_id, "lease_expires_at": expires.isoformat()}
+
+
+def _lost_words(assignment: Assignment) -> str:
+    return {
+        "submitted": "this micro-task is submitted already",
+        "skipped": "you skipped this micro-task",
+        "expired": "your lease ran out; ask for new work",
+        "released": "your lease was released by an operator",
+    }.get(assignment.status, f"the lease is {assignment.status}")
+
+
+def skip(annotator_id: int, assignment_id: int, reason: str = "") -> None:
+    """Give a leased micro-task back, with an optional reason."""
+    reason = (reason or "").strip()[:1000]
+    with db.transaction() as session:
+        assignment = _owned(session, annotator_id, assignment_id)
+        if assignment.status != "leased":
+            raise Conflict(_lost_words(assignment))
+        _end_lease(session, assignment, "skipped")
+        assignment.skip_reason = reason or None
+        mt_id, project_id = assignment.micro_task_id, assignment.project_id
+    dispatcher().release(mt_id, annotator_id, project_id)
+
+
+def _end_lease(session, assignment: Assignment, status: str) -> None:
+    assignment.status = status
+    assignment.ended_at = utcnow()
+    session.execute(update(MicroTask).where(MicroTask.id == assignment.micro_task_id)
+                    .values(taken=MicroTask.taken - 1))
+
+
+def expire_lease(micro_task_id: int, annotator_id: int, now: dt.datetime | None = None) -> bool:
+    """End one lease that ran out, and give its slot back. False if it had not."""
+    now = now or utcnow()
+    with db.transaction() as session:
+        assignment = session.scalar(select(Assignment).where(
+            Assignment.micro_task_id == micro_task_id, Assignment.annotator_id == annotator_id).with_for_update())
+        expired = assignment is not None and assignment.status == "leased" and assignment.lease_expires_at <= now
+        if expired:
+            _end_lease(session, assignment, "expired")
+        project_id = assignment.project_id if assignment is not None else None
+    if expired:
+        dispatcher().release(micro_task_id, annotator_id, project_id)
+    else:
+        _reconcile_lease(micro_task_id, annotator_id, project_id)
+    return expired
+
+
+def _reconcile_lease(micro_task_id: int, annotator_id: int, project_id: int | None) -> None:
+    """Redis says a lease is live or ran out; make it say what SQL says."""
+    d = dispatcher()
+    assignment = _assignment_of(micro_task_id, annotator_id)
+    if assignment is None:
+        if project_id is not None:
+            d.release(micro_task_id, annotator_id, project_id)
+    elif assignment.status == "leased":
+        d.extend(micro_task_id, annotator_id, _epoch(assignment.lease_expires_at))
+    elif assignment.status == "submitted":
+        d.finish(micro_task_id, annotator_id, assignment.project_id)
+    else:
+        d.release(micro_task_id, annotator_id, assignment.project_id)
+    db.session.rollback()
+
+
+def reclaim_expired(limit: int = 500) -> int:
+    """End leases that ran out (the periodic background job; also a few on the request path)."""
+    now = utcnow()
+    due = db.session.execute(select(Assignment.micro_task_id, Assignment.annotator_id).where(
+        Assignment.status == "leased", Assignment.lease_expires_at <= now).limit(limit)).all()
+    db.session.rollback()
+    count = sum(expire_lease(mt, a, now) for mt, a in due)
+    # Leases Redis still holds that SQL has ended already.
+    for mt, a in dispatcher().expired(time.time(), limit):
+        _reconcile_lease(mt, a, None)
+    return count
+
+
+def _reclaim_some() -> int:
+    """The check on the request path: a few expired leases, found through Redis's index."""
+    return sum(expire_lease(mt, a) for mt, a in dispatcher().expired(time.time(), limit=5))
+
+
+# --- operators ---------------------------------------------------------------------------
+
+
+def block(actor_id: int, user_id: int, reason: str) -> None:
+    """Stop an annotator getting work; their live leases are released."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("say why the annotator is blocked: they will see it", field="reason")
+    with db.transaction() as session:
+        from .accounts import require_operator
+
+        require_operator(session, actor_id)
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        user.blocked_at, user.blocked_reason = utcnow(), reason
+        leases = list(session.scalars(select(Assignment).where(Assignment.annotator_id == user_id,
+                                                               Assignment.status == "leased")))
+        for assignment in leases:
+            _end_lease(session, assignment, "released")
+        released = [(a.micro_task_id, a.project_id) for a in leases]
+        audit.record(session, actor_id=actor_id, action="block_user", target_type="user", target_id=user_id,
+                     reason=reason, released=len(released))
+    d = dispatcher()
+    d.block(user_id)
+    for mt_id, project_id in released:
+        d.release(mt_id, user_id, project_id)
+
+
+def unblock(actor_id: int, user_id: int, reason: str = "") -> None:
+    with db.transaction() as session:
+        from .accounts import require_operator
+
+        require_operator(session, actor_id)
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        user.blocked_at = user.blocked_reason = None
+        audit.record(session, actor_id=actor_id, action="unblock_user", target_type="user", target_id=user_id,
+                     reason=reason.strip())
+    dispatcher().unblock(user_id)
+
+
+def pause(user_id: int, project_id: int) -> None:
+    projects.pause_project(user_id, project_id)
+    dispatcher().stop_project(project_id)
+
+
+def archive(user_id: int, project_id: int) -> None:
+    projects.archive_project(user_id, project_id)
+    dispatcher().stop_project(project_id)
+
+
+def queue_state(user_id: int, project_id: int) -> dict[str, Any]:
+    session = db.session
+    project = projects.visible_project(session, session.get(User, user_id), project_id)
+    regular = MicroTask.is_qualification.is_(False)
+    total, done, waiting = session.execute(select(
+        func.count(MicroTask.id).filter(regular),
+        func.count(MicroTask.id).filter(regular, MicroTask.status == "done"),
+        func.count(MicroTask.id).filter(regular, MicroTask.status == "open", MicroTask.taken < MicroTask.overlap),
+    ).where(MicroTask.project_id == project_id)).one()
+    leased, submitted = session.execute(select(
+        func.count(Assignment.id).filter(Assignment.status == "leased"),
+        func.count(Assignment.id).filter(Assignment.status == "submitted"),
+    ).where(Assignment.project_id == project_id)).one()
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    labels_last_hour = session.scalar(select(func.count(Annotation.id)).join(Assignment).where(
+        Assignment.project_id == project_id, Annotation.created_at >= hour_ago))
+    stats = dispatcher().stats(project_id)
+    return {"project": project_id, "status": project.status, "micro_tasks": total, "micro_tasks_done": done,
+            "micro_tasks_waiting": waiting, "assignments_live": leased, "assignments_submitted": submitted,
+            "labels_last_hour": labels_last_hour,
+            "queue": {"waiting": stats.waiting, "started": stats.started, "live": stats.extra["live"]}}
+
+
+# --- rebuilding Redis from SQL ---------------------------------------------------------
+
+
+def ensure_dispatch_state(wait_seconds: float = 30) -> None:
+    """Rebuild the Redis state when it is missing (say after Redis restarted
+    empty); other requests wait for the one that rebuilds."""
+    d = dispatcher()
+    if d.is_ready():
+        return
+    if d.lock_rebuild():
+        try:
+            if not d.is_ready():
+                rebuild()
+        finally:
+            d.unlock_rebuild()
+        return
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if d.is_ready():
+            return
+        time.sleep(0.05)
+    raise Unavailable("the work queue is being rebuilt; ask again in a moment")
+
+
+def rebuild() -> dict[str, int]:
+    """Reconstruct the whole dispatch state from SQL (`flask queue rebuild`)."""
+    d = dispatcher()
+    d.clear()
+    session = db.session
+    live = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
+    states = [_project_state(p) for p in live]
+    micro_tasks = [mt for p in live for mt in _micro_task_states(p.id)]
+    leases = [LeaseState(a.micro_task_id, a.annotator_id, a.project_id, _epoch(a.lease_expires_at))
+              for a in session.scalars(select(Assignment).where(Assignment.status == "leased"))]
+    blocked = list(session.scalars(select(User.id).where(User.blocked_at.is_not(None))))
+    session.rollback()
+    d.load(states, micro_tasks, leases, blocked)
+    return {"projects": len(states), "micro_tasks": len(micro_tasks), "leases": len(leases), "blocked": len(blocked)}

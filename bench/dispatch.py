@@ -1,0 +1,247 @@
+"""Dispatch benchmark: simulated annotators over HTTP against gunicorn.
+
+Starts the app under gunicorn (gthread workers holding 100 keep-alive
+connections), loads a live project, and runs annotators from a separate
+process, each looping next then submit over its own keep-alive connection.
+Prints p50/p90/p99 latency of next and submit, label cycles per second
+(successful first submits), the offered load, and an invariant check over
+the database afterwards.
+
+    .venv/bin/python bench/dispatch.py                       # SQLite + embedded Redis
+    .venv/bin/python bench/dispatch.py --database postgresql+psycopg://postgres@127.0.0.1/test \
+        --redis redis://127.0.0.1:6379/14
+    .venv/bin/python bench/dispatch.py --items 1000000 --rate 300   # size does not matter
+
+Modes: closed loop without think time (throughput), and a paced load where
+annotators pause so that together they offer --rate cycles per second.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CONFIG = """<View><Text name="text" value="$text"/>
+<Choices name="sentiment" toName="text" choice="single">
+<Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/></Choices></View>"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare(args, folder: Path) -> tuple[dict, int, list[str]]:
+    """Create the schema, a live project of --items items and the annotators' tokens."""
+    import io
+
+    from annotate import create_app
+    from annotate.extensions import db, redis
+    from annotate.models import Base
+    from annotate.services import accounts, ingest, projects, teams, work
+
+    overrides = {"INSTANCE_PATH": str(folder), "FAST_PASSWORD_HASH": True,
+                 "DATABASE_URL": args.database or f"sqlite:///{folder / 'bench.db'}"}
+    if args.redis:
+        overrides["REDIS_URL"] = args.redis
+    app = create_app(overrides, check_services=False)
+    with app.app_context():
+        Base.metadata.drop_all(db.engine)
+        Base.metadata.create_all(db.engine)
+        redis.client.flushdb()
+        operator = accounts.create_user("op@bench.org", "Op", "benchmark pw", roles=("operator",))
+        team = teams.create_team(operator, "Bench")
+        accounts.create_user("req@bench.org", "Req", "benchmark pw")
+        requester = teams.add_member(operator, team, "req@bench.org")
+        project_id = projects.create_project(requester, team, {
+            "title": "bench", "label_config": CONFIG, "overlap": 3, "items_per_micro_task": 10,
+            "pay_per_micro_task": 50, "estimated_seconds_per_micro_task": 60, "lease_seconds": 900})
+        lines = "".join(json.dumps({"text": f"item {i} " + "word " * 12}) + "\n" for i in range(args.items))
+        job_id = ingest.start_import(requester, project_id, [("items.jsonl", io.BytesIO(lines.encode()))])
+        del lines
+        run_jobs()
+        assert ingest.get_import(requester, project_id, job_id).status == "finished"
+        work.publish_project(requester, project_id)
+        run_jobs()
+        keys = []
+        for i in range(args.annotators):
+            user = accounts.create_user(f"a{i}@bench.org", f"A{i}", "benchmark pw")
+            keys.append(accounts.create_token(user, "bench").key)
+        settings = {"DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis.url}
+    return settings, project_id, keys
+
+
+def run_jobs() -> None:
+    from rq import SimpleWorker
+
+    from annotate.queue import queue
+
+    q = queue()
+    SimpleWorker([q], connection=q.connection).work(burst=True)
+
+
+# --- the load generator (a separate process) -------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as a browser tab would hold."""
+
+    def __init__(self, port: int, key: str):
+        self.port, self.key = port, key
+        self.reader = self.writer = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Token {self.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n".encode()
+            + body)
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        payload = await self.reader.readexactly(length) if length else b""
+        return status, payload
+
+
+async def annotator(port: int, key: str, project: int, stop_at: float, think: float, out: dict) -> None:
+    conn = Connection(port, key)
+    await conn.open()
+    rng = random.Random(key)
+    while time.perf_counter() < stop_at:
+        started = time.perf_counter()
+        status, payload = await conn.post(f"/api/work/next?project={project}")
+        out["next"].append(time.perf_counter() - started)
+        if status == 204:
+            out["empty"] += 1
+            await asyncio.sleep(0.2)
+            continue
+        if status != 200:
+            out["errors"].append(f"next {status} {payload[:200]!r}")
+            await asyncio.sleep(0.2)
+            continue
+        work = json.loads(payload)
+        body = json.dumps({"annotations": [
+            {"item_id": item["id"], "seconds": 2.0, "result": [{"from_name": "sentiment", "to_name": "text",
+             "type": "choices", "value": {"choices": [rng.choice(["Positive", "Negative"])]}}]}
+            for item in work["items"]]}).encode()
+        if think:
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * think)
+        started = time.perf_counter()
+        status, payload = await conn.post(f"/api/work/{work['assignment_id']}/submit", body)
+        out["submit"].append(time.perf_counter() - started)
+        if status == 200:
+            out["cycles"] += 1
+        else:
+            out["errors"].append(f"submit {status} {payload[:200]!r}")
+
+
+def load(port: int, keys: list[str], project: int, seconds: float, think: float, queue) -> None:
+    out = {"next": [], "submit": [], "cycles": 0, "empty": 0, "errors": []}
+
+    async def main() -> None:
+        stop_at = time.perf_counter() + seconds
+        await asyncio.gather(*(annotator(port, key, project, stop_at, think, out) for key in keys))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    out["elapsed"] = time.perf_counter() - started
+    queue.put(out)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def run_phase(label: str, port: int, keys: list[str], project: int, seconds: float, think: float) -> dict:
+    queue = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=load, args=(port, keys, project, seconds, think, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    rate = out["cycles"] / out["elapsed"]
+    offered = (f"closed loop, no think time" if not think else
+               f"think {think * 1000:.0f} ms ±50%, offering about {len(keys) / (think + 0.01):.0f} cycles/s")
+    print(f"\n{label}: {len(keys)} annotators, {offered}, {out['elapsed']:.1f} s")
+    print(f"  label cycles/s (successful first submits): {rate:,.1f}")
+    print(f"  next   p50 {pct(out['next'], .5):7.1f} ms  p90 {pct(out['next'], .9):7.1f} ms  "
+          f"p99 {pct(out['next'], .99):7.1f} ms  ({len(out['next'])} requests, {out['empty']} empty)")
+    print(f"  submit p50 {pct(out['submit'], .5):7.1f} ms  p90 {pct(out['submit'], .9):7.1f} ms  "
+          f"p99 {pct(out['submit'], .99):7.1f} ms  ({len(out['submit'])} requests)")
+    if out["errors"]:
+        print(f"  errors: {len(out['errors'])}, first: {out['errors'][0]}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database")
+    parser.add_argument("--redis")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--annotators", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=300, help="offered cycles/s in the paced phase")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        settings, project, keys = prepare(args, folder)
+        print(f"dispatch benchmark on {'PostgreSQL' if args.database else 'SQLite'} with "
+              f"{'a Redis server' if args.redis else 'embedded Redis'}: {args.items:,} items "
+              f"(micro-tasks of 10, overlap 3), prepared in {time.perf_counter() - t0:.1f} s; "
+              f"gunicorn {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores in all")
+        port = free_port()
+        env = {**os.environ, **settings, "SECRET_KEY": "bench", "INSTANCE_PATH": str(folder / "server")}
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(args.workers),
+                                   "--worker-class", "gthread", "--threads", str(args.threads),
+                                   "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+                                   "wsgi:app"], cwd=REPO, env=env)
+        try:
+            for _ in range(150):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            time.sleep(1)
+            run_phase("throughput", port, keys, project, args.seconds, think=0.0)
+            think = max(0.0, args.annotators / args.rate - 0.01)
+            run_phase("latency at a stated load", port, keys, project, args.seconds, think=think)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        from annotate import create_app
+        from tests.work.invariants import violations
+
+        app = create_app({"INSTANCE_PATH": str(folder), **settings}, check_services=False)
+        with app.app_context():
+            found = violations(project)
+        print(f"\ninvariant check over the database: {len(found)} violations" + (f": {found[:3]}" if found else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""The Redis dispatch of micro-tasks to annotators.
+
+Redis holds a rebuildable copy of what SQL knows about open work, shaped so
+that handing out a slot is one atomic Lua call whose cost does not grow with
+the size of a project:
+
+    d:ready                  present once the state is loaded (gone after a Redis restart)
+    d:live                   ZSET of live project ids, best priority first
+    d:p:{pid}                HASH lease (seconds), qual (micro-task id or 0), need_qual (0/1)
+    d:p:{pid}:q              ZSET of open micro-tasks with a free slot, scored
+                             STARTED + seq for never-handed-out ones, seq otherwise
+                             (started ones first, then age)
+    d:p:{pid}:ok             SET of annotators who passed the project's qualification
+    d:mt:{mt}                HASH free (slots left), seq, pid, qual (0/1)
+    d:mt:{mt}:who            SET of annotators who ever had the micro-task
+    d:a:{a}:leases           HASH pid -> micro-task of the annotator's live lease
+    d:leases                 ZSET "mt:a" scored by lease expiry (epoch seconds)
+    d:blocked                SET of blocked annotators
+
+SQL stays the system of record: callers change SQL first and Redis after,
+except when taking a slot, where the SQL write that follows is guarded
+(`taken < overlap`) and undone here if it fails. This module imports no ORM.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import redis as redis_lib
+
+STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
+SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
+
+_NEXT = """
+local a = ARGV[1]
+local want = ARGV[2]
+local now = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local STARTED = 1000000000000
+if redis.call('EXISTS', 'd:ready') == 0 then return {'rebuild'} end
+if redis.call('SISMEMBER', 'd:blocked', a) == 1 then return {'blocked'} end
+
+local held = redis.call('HGETALL', 'd:a:' .. a .. ':leases')
+for i = 1, #held, 2 do
+  if want == '0' or want == held[i] then
+    local exp = redis.call('ZSCORE', 'd:leases', held[i + 1] .. ':' .. a)
+    if exp and tonumber(exp) > now then return {'held', held[i], held[i + 1], exp} end
+    if exp then return {'expired', held[i], held[i + 1], exp} end
+    redis.call('HDEL', 'd:a:' .. a .. ':leases', held[i])
+  end
+end
+
+local projects
+if want ~= '0' then
+  if not redis.call('ZSCORE', 'd:live', want) then return {'none'} end
+  projects = {want}
+else
+  projects = redis.call('ZRANGE', 'd:live', 0, -1)
+end
+
+local function take(pid, mt, qual)
+  local exp = now + tonumber(redis.call('HGET', 'd:p:' .. pid, 'lease'))
+  if qual == 0 then
+    local key = 'd:mt:' .. mt
+    local free = redis.call('HINCRBY', key, 'free', -1)
+    if free <= 0 then
+      redis.call('ZREM', 'd:p:' .. pid .. ':q', mt)
+    else
+      redis.call('ZADD', 'd:p:' .. pid .. ':q', tonumber(redis.call('HGET', key, 'seq')), mt)
+    end
+  end
+  redis.call('SADD', 'd:mt:' .. mt .. ':who', a)
+  redis.call('HSET', 'd:a:' .. a .. ':leases', pid, mt)
+  redis.call('ZADD', 'd:leases', exp, mt .. ':' .. a)
+  return {'new', pid, mt, tostring(exp)}
+end
+
+-- Which projects this annotator may take regular work from; a qualification
+-- micro-task they have not had yet comes before anything else.
+local open = {}
+for _, pid in ipairs(projects) do
+  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual')
+  if cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+    local qual = cfg[2]
+    if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
+      return take(pid, qual, 1)
+    end
+  else
+    table.insert(open, pid)
+  end
+end
+
+-- Started micro-tasks first, so items finish sooner...
+for _, pid in ipairs(open) do
+  local started = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
+  for _, mt in ipairs(started) do
+    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(pid, mt, 0) end
+  end
+end
+-- ...then the oldest one nobody has had, which anyone may take.
+for _, pid in ipairs(open) do
+  local fresh = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', STARTED, '+inf', 'LIMIT', 0, 1)
+  if fresh[1] then return take(pid, fresh[1], 0) end
+end
+return {'none'}
+"""
+
+# Give a slot back after SQL has ended the lease (expired, skipped, released).
+_RELEASE = """
+local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end
+if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
+local key = 'd:mt:' .. mt
+if redis.call('HGET', key, 'qual') == '1' then return 1 end
+local free = redis.call('HINCRBY', key, 'free', 1)
+if free > 0 and redis.call('EXISTS', 'd:p:' .. pid) == 1 then
+  redis.call('ZADD', 'd:p:' .. pid .. ':q', tonumber(redis.call('HGET', key, 'seq')), mt)
+end
+return 1
+"""
+
+# A submit ends the lease; the slot stays taken.
+_FINISH = """
+local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
+redis.call('ZREM', 'd:leases', mt .. ':' .. a)
+if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
+return 1
+"""
+
+# A late submit takes its slot back if nobody else has taken it meanwhile.
+_RETAKE = """
+local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
+local key = 'd:mt:' .. mt
+if redis.call('HGET', key, 'qual') == '1' then return 1 end
+local free = tonumber(redis.call('HGET', key, 'free') or '0')
+if free <= 0 then return 0 end
+free = redis.call('HINCRBY', key, 'free', -1)
+if free <= 0 then redis.call('ZREM', 'd:p:' .. pid .. ':q', mt) end
+redis.call('SADD', key .. ':who', a)
+return 1
+"""
+
+_EXTEND = """
+if redis.call('ZSCORE', 'd:leases', ARGV[1]) then
+  redis.call('ZADD', 'd:leases', 'XX', ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What the NEXT script answered."""
+
+    kind: str  # new | held | expired | none | blocked | rebuild
+    project_id: int | None = None
+    micro_task_id: int | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    id: int
+    priority: int
+    lease_seconds: int
+    needs_qualification: bool
+    qualification_micro_task: int | None = None
+    qualified: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class MicroTaskState:
+    id: int
+    project_id: int
+    seq: int
+    free: int  # overlap minus live and submitted assignments
+    is_qualification: bool = False
+    had_by: tuple[int, ...] = ()  # every annotator who ever had it
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    micro_task_id: int
+    annotator_id: int
+    project_id: int
+    expires_at: float
+
+
+@dataclass
+class QueueStats:
+    waiting: int = 0
+    started: int = 0
+    leases: int = 0
+    free_slots: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _live_score(priority: int, project_id: int) -> float:
+    # ZRANGE is ascending: higher priority first, then older projects.
+    return -priority * 10**9 + project_id
+
+
+class Dispatch:
+    """The dispatch state in one Redis database."""
+
+    def __init__(self, client: redis_lib.Redis):
+        self.r = client
+        self._next = client.register_script(_NEXT)
+        self._release = client.register_script(_RELEASE)
+        self._finish = client.register_script(_FINISH)
+        self._retake = client.register_script(_RETAKE)
+        self._extend = client.register_script(_EXTEND)
+
+    # --- the hot path -------------------------------------------------------
+
+    def next(self, annotator_id: int, project_id: int | None, now: float | None = None,
+             scan_limit: int = SCAN_LIMIT) -> Offer:
+        now = time.time() if now is None else now
+        answer = self._next(args=[annotator_id, project_id or 0, repr(now), scan_limit])
+        kind = answer[0].decode()
+        if kind in ("none", "blocked", "rebuild"):
+            return Offer(kind)
+        return Offer(kind, int(answer[1]), int(answer[2]), float(answer[3]))
+
+    def release(self, micro_task_id: int, annotator_id: int, project_id: int) -> bool:
+        return bool(self._release(args=[micro_task_id, annotator_id, project_id]))
+
+    def finish(self, micro_task_id: int, annotator_id: int, project_id: int) -> None:
+        self._finish(args=[micro_task_id, annotator_id, project_id])
+
+    def retake(self, micro_task_id: int, annotator_id: int, project_id: int) -> bool:
+        return bool(self._retake(args=[micro_task_id, annotator_id, project_id]))
+
+    def extend(self, micro_task_id: int, annotator_id: int, expires_at: float) -> bool:
+        return bool(self._extend(args=[f"{micro_task_id}:{annotator_id}", repr(expires_at)]))
+
+    def expired(self, now: float | None = None, limit: int = 100) -> list[tuple[int, int]]:
+        """(micro-task, annotator) pairs whose lease has run out, oldest first."""
+        now = time.time() if now is None else now
+        pairs = self.r.zrangebyscore("d:leases", "-inf", now, start=0, num=limit)
+        return [tuple(int(x) for x in pair.decode().split(":")) for pair in pairs]  # type: ignore[misc]
+
+    # --- changes that follow SQL ----------------------------------------------
+
+    def is_ready(self) -> bool:
+        return bool(self.r.exists("d:ready"))
+
+    def set_project(self, project: ProjectState) -> None:
+        """A live project, or its settings changed."""
+        with self.r.pipeline() as pipe:
+            pipe.hset(f"d:p:{project.id}", mapping={
+                "lease": project.lease_seconds, "need_qual": int(project.needs_qualification),
+                "qual": project.qualification_micro_task or 0})
+            if project.qualified:
+                pipe.sadd(f"d:p:{project.id}:ok", *project.qualified)
+            pipe.zadd("d:live", {project.id: _live_score(project.priority, project.id)})
+            pipe.execute()
+
+    def stop_project(self, project_id: int) -> None:
+        """Paused or done: no new leases; live ones run out or are submitted."""
+        self.r.zrem("d:live", project_id)
+
+    def add_micro_tasks(self, micro_tasks: Iterable[MicroTaskState]) -> None:
+        with self.r.pipeline(transaction=False) as pipe:
+            for count, mt in enumerate(micro_tasks, start=1):
+                self._load_micro_task(pipe, mt)
+                if count % 5000 == 0:
+                    pipe.execute()
+            pipe.execute()
+
+    def _load_micro_task(self, pipe, mt: MicroTaskState) -> None:
+        key = f"d:mt:{mt.id}"
+        pipe.delete(key, f"{key}:who")
+        pipe.hset(key, mapping={"free": mt.free, "seq": mt.seq, "pid": mt.project_id,
+                                "qual": int(mt.is_qualification)})
+        if mt.had_by:
+            pipe.sadd(f"{key}:who", *mt.had_by)
+        if not mt.is_qualification:
+            if mt.free > 0:
+                score = mt.seq if mt.had_by else STARTED + mt.seq
+                pipe.zadd(f"d:p:{mt.project_id}:q", {mt.id: score})
+            else:
+                pipe.zrem(f"d:p:{mt.project_id}:q", mt.id)
+
+    def sync_micro_task(self, mt: MicroTaskState, leases: Iterable[LeaseState] = ()) -> None:
+        """Make one micro-task's state match SQL again (after a failed SQL guard)."""
+        with self.r.pipeline() as pipe:
+            self._load_micro_task(pipe, mt)
+            for lease in leases:
+                self._load_lease(pipe, lease)
+            pipe.execute()
+
+    def _load_lease(self, pipe, lease: LeaseState) -> None:
+        pipe.hset(f"d:a:{lease.annotator_id}:leases", lease.project_id, lease.micro_task_id)
+        pipe.zadd("d:leases", {f"{lease.micro_task_id}:{lease.annotator_id}": lease.expires_at})
+
+    def qualify(self, project_id: int, annotator_id: int) -> None:
+        self.r.sadd(f"d:p:{project_id}:ok", annotator_id)
+
+    def block(self, annotator_id: int) -> None:
+        self.r.sadd("d:blocked", annotator_id)
+
+    def unblock(self, annotator_id: int) -> None:
+        self.r.srem("d:blocked", annotator_id)
+
+    # --- rebuilding from SQL ----------------------------------------------------
+
+    def lock_rebuild(self, seconds: int = 120) -> bool:
+        return bool(self.r.set("d:rebuilding", "1", nx=True, ex=seconds))
+
+    def unlock_rebuild(self) -> None:
+        self.r.delete("d:rebuilding")
+
+    def clear(self) -> None:
+        """Remove every dispatch key (only the rebuild does this)."""
+        self.r.delete("d:ready")
+        cursor = 0
+        while True:
+            cursor, keys = self.r.scan(cursor, match="d:*", count=5000)
+            keys = [k for k in keys if k != b"d:rebuilding"]
+            if keys:
+                self.r.delete(*keys)
+            if cursor == 0:
+                break
+
+    def load(self, projects: Iterable[ProjectState], micro_tasks: Iterable[MicroTaskState],
+             leases: Iterable[LeaseState], blocked: Iterable[int]) -> None:
+        """Load a whole state read from SQL, then mark it ready."""
+        for project in projects:
+            self.set_project(project)
+        self.add_micro_tasks(micro_tasks)
+        with self.r.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                self._load_lease(pipe, lease)
+            blocked = list(blocked)
+            if blocked:
+                pipe.sadd("d:blocked", *blocked)
+            pipe.set("d:ready", int(time.time()))
+            pipe.execute()
+
+    def mark_ready(self) -> None:
+        self.r.set("d:ready", int(time.time()))
+
+    # --- what operators see ------------------------------------------------------
+
+    def stats(self, project_id: int) -> QueueStats:
+        key = f"d:p:{project_id}:q"
+        waiting = self.r.zcard(key)
+        fresh = self.r.zcount(key, STARTED, "+inf")
+        return QueueStats(waiting=waiting, started=waiting - fresh,
+                          extra={"live": self.r.zscore("d:live", project_id) is not None})
