@@ -353,3 +353,12 @@ def counts(project_id: int) -> dict[str, int]:
         select(func.count(MicroTask.id), func.count(MicroTask.done_at)).where(MicroTask.project_id == project_id)
     ).one()
     return {"items": items - gold, "gold_items": gold, "micro_tasks": micro_tasks, "micro_tasks_done": done}
+
+
+def default_settings() -> dict[str, Any]:
+    """What a new project gets for each setting the requester leaves alone,
+    for pre-filling the web form."""
+    defaults = _defaults()
+    values = {name: defaults.get(name) for name in SETTINGS}
+    values["content_categories"] = []
+    return values

@@ -5,7 +5,7 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import account, api, auth, errors, home, operator
+    from . import account, api, auth, errors, home, media, operator, projects
 
     errors.init_app(app)
     app.register_blueprint(auth.bp)
@@ -13,3 +13,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(account.bp)
     app.register_blueprint(operator.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(projects.bp)
+    app.register_blueprint(media.bp)
