@@ -1,17 +1,18 @@
 """Blueprints: thin views that parse input, call one service and render."""
 from __future__ import annotations
 
+import importlib
+
 from flask import Flask
+
+# Each module holds one blueprint, `bp`.
+BLUEPRINTS = ("auth", "home", "account", "operator", "api", "projects", "media",
+              "workbench", "dashboard", "exports", "payroll", "console", "reviews")
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import account, api, auth, errors, home, media, operator, projects
+    from . import errors
 
     errors.init_app(app)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(home.bp)
-    app.register_blueprint(account.bp)
-    app.register_blueprint(operator.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(projects.bp)
-    app.register_blueprint(media.bp)
+    for name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(f"{__name__}.{name}").bp)
