@@ -228,6 +228,8 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             time.sleep(1)
+            # Warm every worker thread up (imports, connection pools, compiled statements) before measuring.
+            run_phase("warm-up (not counted)", port, keys, project, 5, think=0.0)
             run_phase("throughput", port, keys, project, args.seconds, think=0.0)
             think = max(0.0, args.annotators / args.rate - 0.01)
             run_phase("latency at a stated load", port, keys, project, args.seconds, think=think)

@@ -251,8 +251,10 @@ def next_assignment(annotator_id: int, project_id: int | None = None) -> dict[st
             continue
         assignment_id = _record_lease(offer, annotator_id)
         if assignment_id is not None:
+            payload = _payload(assignment_id, offer.micro_task_id, "leased", _moment(offer.expires_at))
+            db.session.rollback()  # end the read before the next request on this connection
             _reclaim_some()
-            return work_payload(db.session.get(Assignment, assignment_id))
+            return payload
     raise Unavailable("the work queue is busy; ask again in a moment")
 
 
@@ -260,17 +262,14 @@ def _record_lease(offer, annotator_id: int) -> int | None:
     """Write the SQL row of a lease Redis just gave out; undo it in Redis if SQL disagrees."""
     try:
         with db.transaction() as session:
-            taken = session.execute(
-                update(MicroTask).where(MicroTask.id == offer.micro_task_id, MicroTask.status == "open",
-                                        MicroTask.taken < MicroTask.overlap)
-                .values(taken=MicroTask.taken + 1))
-            if taken.rowcount != 1:
+            # Core on the session's connection, past the ORM: this is the hot path.
+            connection = session.connection()
+            if connection.execute(_TAKE_SLOT, {"mt": offer.micro_task_id}).rowcount != 1:
                 raise _Stale()
-            # Core rather than the ORM: this is the hot path.
-            return session.execute(sa.insert(Assignment).values(
-                micro_task_id=offer.micro_task_id, annotator_id=annotator_id, project_id=offer.project_id,
-                status="leased", leased_at=utcnow(), lease_expires_at=_moment(offer.expires_at),
-                active_seconds=0.0, with_predictions=False).returning(Assignment.id)).scalar_one()
+            return connection.execute(_NEW_LEASE, {
+                "micro_task_id": offer.micro_task_id, "annotator_id": annotator_id, "project_id": offer.project_id,
+                "status": "leased", "leased_at": utcnow(), "lease_expires_at": _moment(offer.expires_at),
+                "active_seconds": 0.0, "with_predictions": False}).scalar_one()
     except (_Stale, IntegrityError):
         log.warning("dispatch state of micro-task %s was stale; resynced from SQL", offer.micro_task_id)
         d = dispatcher()
@@ -311,16 +310,35 @@ def _owned(session, annotator_id: int, assignment_id: int) -> Assignment:
     return assignment
 
 
+# The hot path's statements, built once: building one costs more than running it.
+_TAKE_SLOT = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroTask.status == "open",
+                                      MicroTask.taken < MicroTask.overlap)
+              .values(taken=MicroTask.taken + 1))
+_NEW_LEASE = sa.insert(Assignment).returning(Assignment.id)
+_PAYLOAD_HEAD = (select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
+                        MicroTask.is_qualification)
+                 .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
+_PAYLOAD_ITEMS = (select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
+                  .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
+_ITEM_IDS = (select(MicroTaskItem.item_id).where(MicroTaskItem.micro_task_id == sa.bindparam("mt"))
+             .order_by(MicroTaskItem.position))
+
+
 def work_payload(assignment: Assignment) -> dict[str, Any]:
+    return _payload(assignment.id, assignment.micro_task_id, assignment.status, assignment.lease_expires_at)
+
+
+def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_at: dt.datetime) -> dict[str, Any]:
+    """What an annotator gets with a lease: two indexed queries, as this is the hot path."""
     session = db.session
-    project = session.get(Project, assignment.project_id)
-    mt = session.get(MicroTask, assignment.micro_task_id)
-    rows = session.execute(select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
-                           .where(MicroTaskItem.micro_task_id == assignment.micro_task_id)
-                           .order_by(MicroTaskItem.position)).all()
-    predictions: dict[int, list] = {}
+    connection = session.connection()
+    project_id, title, lease_seconds, show_predictions, is_qualification = connection.execute(
+        _PAYLOAD_HEAD, {"mt": micro_task_id}).one()
+    rows = connection.execute(_PAYLOAD_ITEMS, {"mt": micro_task_id}).all()
     # Gold items and qualification work never carry predictions (anchoring).
-    if project.show_predictions and not mt.is_qualification:
+    with_predictions = show_predictions and not is_qualification
+    predictions: dict[int, list] = {}
+    if with_predictions:
         ids = [item_id for item_id, _data, is_gold in rows if not is_gold]
         for p in session.scalars(select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)):
             predictions.setdefault(p.item_id, []).append(
@@ -328,27 +346,27 @@ def work_payload(assignment: Assignment) -> dict[str, Any]:
     items = []
     for item_id, data, _is_gold in rows:
         entry = {"id": item_id, "data": data}
-        if project.show_predictions and not mt.is_qualification:
+        if with_predictions:
             entry["predictions"] = predictions.get(item_id, [])
         items.append(entry)
     return {
-        "assignment_id": assignment.id,
-        "project": project.id,
-        "project_title": project.title,
-        "micro_task": assignment.micro_task_id,
-        "is_qualification": mt.is_qualification,
-        "status": assignment.status,
-        "lease_expires_at": assignment.lease_expires_at.isoformat(),
-        "lease_seconds": project.lease_seconds,
+        "assignment_id": assignment_id,
+        "project": project_id,
+        "project_title": title,
+        "micro_task": micro_task_id,
+        "is_qualification": is_qualification,
+        "status": status,
+        "lease_expires_at": lease_expires_at.isoformat(),
+        "lease_seconds": lease_seconds,
         "items": items,
     }
 
 
-def _check_annotations(project: Project, item_ids: list[int], raw: Any) -> list[dict]:
+def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list[dict]:
     """Every item of the micro-task exactly once, each result valid for the config."""
     if not isinstance(raw, list):
         raise Invalid("annotations must be a list of {item_id, result, seconds}", field="annotations")
-    config = labelconfig.parse_config(project.label_config)
+    config = labelconfig.parse_config(label_config)
     wanted = set(item_ids)
     seen: set[int] = set()
     checked = []
@@ -379,6 +397,22 @@ def _check_annotations(project: Project, item_ids: list[int], raw: Any) -> list[
     return checked
 
 
+_LABEL_CONFIG = select(Project.label_config).where(Project.id == sa.bindparam("project"))
+_MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
+                   .values(status="submitted", submitted_at=sa.bindparam("now"), ended_at=sa.bindparam("now"),
+                           active_seconds=sa.bindparam("seconds"), decision="pending"))
+# One more submission; a regular micro-task with all its submissions is done.
+_COUNT_SUBMISSION = (
+    update(MicroTask).where(MicroTask.id == sa.bindparam("mt"))
+    .values(submitted=MicroTask.submitted + 1,
+            status=sa.case((sa.and_(MicroTask.is_qualification.is_(False),
+                                    MicroTask.submitted + 1 >= MicroTask.overlap), "done"), else_=MicroTask.status),
+            done_at=sa.case((sa.and_(MicroTask.is_qualification.is_(False),
+                                     MicroTask.submitted + 1 >= MicroTask.overlap), sa.bindparam("now")),
+                            else_=MicroTask.done_at))
+    .returning(MicroTask.status, MicroTask.is_qualification))
+
+
 def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[str, Any]:
     """Store the annotator's results for a whole micro-task. A repeated submit
     answers with what was stored; a late one is accepted while its slot is free."""
@@ -386,37 +420,38 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
     retaken: list[int] = []
     try:
         with db.transaction() as session:
+            # The row lock serialises two submits of one assignment (SQLite's write lock does the same).
             assignment = _owned(session, annotator_id, assignment_id)
             if assignment.status == "submitted":
                 return submitted_payload(assignment)
-            project = session.get(Project, assignment.project_id)
-            mt = session.get(MicroTask, assignment.micro_task_id, with_for_update=True)
-            item_ids = list(session.scalars(select(MicroTaskItem.item_id).where(
-                MicroTaskItem.micro_task_id == mt.id).order_by(MicroTaskItem.position)))
-            annotations = _check_annotations(project, item_ids, raw_annotations)
+            connection = session.connection()
+            mt_id, project_id = assignment.micro_task_id, assignment.project_id
+            label_config = connection.execute(_LABEL_CONFIG, {"project": project_id}).scalar_one()
+            item_ids = list(connection.execute(_ITEM_IDS, {"mt": mt_id}).scalars())
+            annotations = _check_annotations(label_config, item_ids, raw_annotations)
             if assignment.status in ("skipped", "released"):
                 raise Conflict(_lost_words(assignment))
             if assignment.status == "expired":
-                _take_slot_back(session, d, mt, annotator_id, retaken)
-            payload, qualification, finished = _store_submission(session, project, mt, assignment, annotations)
+                _take_slot_back(session, d, mt_id, annotator_id, retaken)
+            payload, qualification, finished = _store_submission(session, assignment, annotations)
     except BaseException:
         if retaken:  # Redis gave the slot back to us; SQL did not keep it
             _resync_micro_task(retaken[0])
         raise
-    d.finish(assignment.micro_task_id, annotator_id, assignment.project_id)
+    d.finish(mt_id, annotator_id, project_id)
     if qualification and qualification["passed"]:
-        d.qualify(assignment.project_id, annotator_id)
+        d.qualify(project_id, annotator_id)
     if finished:
-        enqueue("tasks.jobs.score_micro_task", assignment.micro_task_id, job_id=f"score-{assignment.micro_task_id}")
+        enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}")
     elif qualification is not None:  # qualification work is paid whether it passed or not
-        enqueue("tasks.jobs.score_micro_task", assignment.micro_task_id,
-                job_id=f"score-{assignment.micro_task_id}-{assignment.id}")
+        enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}-{assignment_id}")
     return payload
 
 
-def _take_slot_back(session, d: Dispatch, mt: MicroTask, annotator_id: int, retaken: list[int]) -> None:
+def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken: list[int]) -> None:
     """A late submit: the lease ran out and its slot went back to the queue."""
     lost = Conflict("your lease ran out and the micro-task was given to someone else; your answers were not stored")
+    mt = session.get(MicroTask, mt_id, with_for_update=True)
     if mt.status != "open" or not d.retake(mt.id, annotator_id, mt.project_id):
         raise lost
     retaken.append(mt.id)
@@ -424,30 +459,26 @@ def _take_slot_back(session, d: Dispatch, mt: MicroTask, annotator_id: int, reta
                               .values(taken=MicroTask.taken + 1))
     if guarded.rowcount != 1:
         raise lost
-    session.refresh(mt)
 
 
-def _store_submission(session, project: Project, mt: MicroTask, assignment: Assignment,
-                      annotations: list[dict]) -> tuple[dict, dict | None, bool]:
+def _store_submission(session, assignment: Assignment, annotations: list[dict]) -> tuple[dict, dict | None, bool]:
     now = utcnow()
-    session.execute(sa.insert(Annotation), [{"assignment_id": assignment.id, "created_at": now, **entry}
-                                            for entry in annotations])
-    assignment.status = "submitted"
-    assignment.submitted_at = assignment.ended_at = now
-    assignment.active_seconds = sum(e["seconds"] for e in annotations)
-    assignment.decision = "pending"
-    mt.submitted += 1
-    finished = not mt.is_qualification and mt.submitted >= mt.overlap
-    if finished:
-        mt.status, mt.done_at = "done", now
-    qualification = _score_qualification(session, project, assignment, annotations) if mt.is_qualification else None
-    session.flush()
+    connection = session.connection()
+    connection.execute(sa.insert(Annotation), [{"assignment_id": assignment.id, "created_at": now, **entry}
+                                               for entry in annotations])
+    connection.execute(_MARK_SUBMITTED, {"assignment": assignment.id, "now": now,
+                                         "seconds": sum(e["seconds"] for e in annotations)})
+    status, is_qualification = connection.execute(_COUNT_SUBMISSION, {"mt": assignment.micro_task_id, "now": now}).one()
+    qualification = None
+    if is_qualification:
+        project = session.get(Project, assignment.project_id)
+        qualification = _score_qualification(session, project, assignment, annotations)
     payload = {"assignment_id": assignment.id, "status": "submitted", "submitted_at": now.isoformat(),
                "annotations": [{"item_id": e["item_id"], "result": e["result"], "seconds": e["seconds"]}
                                for e in annotations]}
     if qualification is not None:
         payload["qualification"] = qualification
-    return payload, qualification, finished
+    return payload, qualification, status == "done"
 
 
 def _score_qualification(session, project: Project, assignment: Assignment, annotations: list[dict]) -> dict:
