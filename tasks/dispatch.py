@@ -16,6 +16,15 @@ the size of a project:
     d:a:{a}:leases           HASH pid -> micro-task of the annotator's live lease
     d:leases                 ZSET "mt:a" scored by lease expiry (epoch seconds)
     d:blocked                SET of blocked annotators
+    d:p:{pid}:cats|langs     SETs of the project's content categories and required languages
+    d:p:{pid}:skills         HASH skill id -> minimum level
+    d:p:{pid}:took           HASH annotator -> live and submitted micro-tasks (for the share cap)
+    d:a:{a}:out|langs        SETs of the annotator's opted-out categories and declared languages
+    d:a:{a}:skills           HASH skill id -> level
+
+Eligibility (profile, skills, the project's filters and its cap) is checked
+inside the same script that takes the slot, so no change of profile or
+skill can race a hand-out.
 
 SQL stays the system of record: callers change SQL first and Redis after,
 except when taking a slot, where the SQL write that follows is guarded
@@ -59,9 +68,28 @@ else
   projects = redis.call('ZRANGE', 'd:live', 0, -1)
 end
 
+local function eligible(pid)
+  local p = 'd:p:' .. pid
+  local me = 'd:a:' .. a
+  for _, c in ipairs(redis.call('SMEMBERS', p .. ':cats')) do
+    if redis.call('SISMEMBER', me .. ':out', c) == 1 then return false end
+  end
+  for _, l in ipairs(redis.call('SMEMBERS', p .. ':langs')) do
+    if redis.call('SISMEMBER', me .. ':langs', l) == 0 then return false end
+  end
+  local skills = redis.call('HGETALL', p .. ':skills')
+  for i = 1, #skills, 2 do
+    if tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '-1') < tonumber(skills[i + 1]) then return false end
+  end
+  local cap = tonumber(redis.call('HGET', p, 'cap') or '0')
+  if cap > 0 and tonumber(redis.call('HGET', p .. ':took', a) or '0') >= cap then return false end
+  return true
+end
+
 local function take(pid, mt, qual)
   local exp = now + tonumber(redis.call('HGET', 'd:p:' .. pid, 'lease'))
   if qual == 0 then
+    redis.call('HINCRBY', 'd:p:' .. pid .. ':took', a, 1)
     local key = 'd:mt:' .. mt
     local free = redis.call('HINCRBY', key, 'free', -1)
     if free <= 0 then
@@ -81,7 +109,9 @@ end
 local open = {}
 for _, pid in ipairs(projects) do
   local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual')
-  if cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+  if not eligible(pid) then
+    -- the annotator's profile, skills or share of the work keep them out
+  elseif cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
     local qual = cfg[2]
     if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
       return take(pid, qual, 1)
@@ -113,6 +143,9 @@ if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end
 if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
 local key = 'd:mt:' .. mt
 if redis.call('HGET', key, 'qual') == '1' then return 1 end
+if tonumber(redis.call('HINCRBY', 'd:p:' .. pid .. ':took', a, -1)) < 0 then
+  redis.call('HSET', 'd:p:' .. pid .. ':took', a, 0)
+end
 local free = redis.call('HINCRBY', key, 'free', 1)
 if free > 0 and redis.call('EXISTS', 'd:p:' .. pid) == 1 then
   redis.call('ZADD', 'd:p:' .. pid .. ':q', tonumber(redis.call('HGET', key, 'seq')), mt)
@@ -138,6 +171,7 @@ if free <= 0 then return 0 end
 free = redis.call('HINCRBY', key, 'free', -1)
 if free <= 0 then redis.call('ZREM', 'd:p:' .. pid .. ':q', mt) end
 redis.call('SADD', key .. ':who', a)
+redis.call('HINCRBY', 'd:p:' .. pid .. ':took', a, 1)
 return 1
 """
 
@@ -168,6 +202,19 @@ class ProjectState:
     needs_qualification: bool
     qualification_micro_task: int | None = None
     qualified: tuple[int, ...] = ()
+    categories: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    skills: tuple[tuple[int, int], ...] = ()  # (skill id, minimum level)
+    cap: int = 0  # most micro-tasks one annotator may hold or have submitted; 0 = no cap
+    took: tuple[tuple[int, int], ...] = ()  # (annotator, micro-tasks held or submitted)
+
+
+@dataclass(frozen=True)
+class AnnotatorState:
+    id: int
+    languages: tuple[str, ...] = ()
+    opted_out: tuple[str, ...] = ()
+    skills: tuple[tuple[int, int], ...] = ()  # (skill id, level)
 
 
 @dataclass(frozen=True)
@@ -249,12 +296,22 @@ class Dispatch:
 
     def set_project(self, project: ProjectState) -> None:
         """A live project, or its settings changed."""
+        key = f"d:p:{project.id}"
         with self.r.pipeline() as pipe:
-            pipe.hset(f"d:p:{project.id}", mapping={
+            pipe.hset(key, mapping={
                 "lease": project.lease_seconds, "need_qual": int(project.needs_qualification),
-                "qual": project.qualification_micro_task or 0})
+                "qual": project.qualification_micro_task or 0, "cap": project.cap})
             if project.qualified:
-                pipe.sadd(f"d:p:{project.id}:ok", *project.qualified)
+                pipe.sadd(f"{key}:ok", *project.qualified)
+            pipe.delete(f"{key}:cats", f"{key}:langs", f"{key}:skills")
+            if project.categories:
+                pipe.sadd(f"{key}:cats", *project.categories)
+            if project.languages:
+                pipe.sadd(f"{key}:langs", *project.languages)
+            if project.skills:
+                pipe.hset(f"{key}:skills", mapping=dict(project.skills))
+            if project.took:
+                pipe.hset(f"{key}:took", mapping=dict(project.took))
             pipe.zadd("d:live", {project.id: _live_score(project.priority, project.id)})
             pipe.execute()
 
@@ -296,6 +353,19 @@ class Dispatch:
         pipe.hset(f"d:a:{lease.annotator_id}:leases", lease.project_id, lease.micro_task_id)
         pipe.zadd("d:leases", {f"{lease.micro_task_id}:{lease.annotator_id}": lease.expires_at})
 
+    def set_annotator(self, annotator: AnnotatorState) -> None:
+        """What matching knows of an annotator: their profile and skill levels."""
+        key = f"d:a:{annotator.id}"
+        with self.r.pipeline() as pipe:
+            pipe.delete(f"{key}:out", f"{key}:langs", f"{key}:skills")
+            if annotator.opted_out:
+                pipe.sadd(f"{key}:out", *annotator.opted_out)
+            if annotator.languages:
+                pipe.sadd(f"{key}:langs", *annotator.languages)
+            if annotator.skills:
+                pipe.hset(f"{key}:skills", mapping=dict(annotator.skills))
+            pipe.execute()
+
     def qualify(self, project_id: int, annotator_id: int) -> None:
         self.r.sadd(f"d:p:{project_id}:ok", annotator_id)
 
@@ -326,8 +396,10 @@ class Dispatch:
                 break
 
     def load(self, projects: Iterable[ProjectState], micro_tasks: Iterable[MicroTaskState],
-             leases: Iterable[LeaseState], blocked: Iterable[int]) -> None:
+             leases: Iterable[LeaseState], blocked: Iterable[int], annotators: Iterable[AnnotatorState] = ()) -> None:
         """Load a whole state read from SQL, then mark it ready."""
+        for annotator in annotators:
+            self.set_annotator(annotator)
         for project in projects:
             self.set_project(project)
         self.add_micro_tasks(micro_tasks)

@@ -48,6 +48,8 @@ class Project(Base):
     qualification_min_accuracy: Mapped[float] = mapped_column(default=0.8)
     max_share_per_annotator: Mapped[float | None]
     content_categories: Mapped[list[Any]] = mapped_column(default=list)
+    # ISO 639-1 codes an annotator must have declared to work on the project.
+    required_languages: Mapped[list[Any]] = mapped_column(default=list)
 
     # Money, in integer minor units of `currency` (ISO 4217).
     pay_per_micro_task: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -89,6 +89,14 @@ def _categories(value: Any) -> list[str]:
     return sorted({v.strip().lower() for v in value if v.strip()})
 
 
+def _languages(value: Any) -> list[str]:
+    codes = _categories(value)
+    bad = [code for code in codes if not re.fullmatch(r"[a-z]{2}", code)]
+    if bad:
+        raise ValueError(f"must be two-letter ISO 639-1 codes such as en or de ({bad[0]!r} is not)")
+    return codes
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in allowed:
@@ -114,7 +122,8 @@ SETTINGS: dict[str, Setting] = {
     "qualification_gold_count": Setting(_whole, 0, 200, help="gold items in the qualification test; 0 = none"),
     "qualification_min_accuracy": Setting(_share, 0.0, 1.0),
     "max_share_per_annotator": Setting(_share, 0.001, 1.0, nullable=True),
-    "content_categories": Setting(_categories),
+    "content_categories": Setting(_categories, help="annotators who opted out of one never see the project"),
+    "required_languages": Setting(_languages, help="ISO 639-1 codes annotators must have declared"),
     "bonus_quality_target": Setting(_share, 0.0, 1.0, nullable=True),
     "bonus_amount": Setting(_whole, 0, 100_000_00),
     "estimated_seconds_per_micro_task": Setting(_whole, 1, 24 * 3600, nullable=True),

@@ -23,12 +23,12 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tasks.dispatch import Dispatch, LeaseState, MicroTaskState, ProjectState
+from tasks.dispatch import AnnotatorState, Dispatch, LeaseState, MicroTaskState, ProjectState
 
 from .. import labelconfig
 from ..extensions import db, redis
 from ..models import (Annotation, Assignment, AssignmentScore, BackgroundJob, GoldAnswer, Item, MicroTask,
-                      MicroTaskItem, Prediction, Project, User, utcnow)
+                      MicroTaskItem, Prediction, Profile, Project, ProjectSkill, SkillLevel, User, utcnow)
 from ..queue import enqueue
 from ..scoring import pay
 from . import audit, gold, projects
@@ -204,7 +204,10 @@ def _micro_task_states(project_id: int, first_seq: int | None = None, last_seq: 
                            tuple(had.get(mt.id, ()))) for mt in micro_tasks]
 
 
-def _project_state(project: Project) -> ProjectState:
+def _project_state(project: Project, *, with_counts: bool = False) -> ProjectState:
+    """What dispatch needs of a project. `with_counts` adds each annotator's
+    micro-tasks for the share cap: only a rebuild sets those, as live
+    hand-outs keep them in Redis."""
     session = db.session
     qualification = session.scalar(select(MicroTask.id).where(
         MicroTask.project_id == project.id, MicroTask.is_qualification.is_(True)))
@@ -214,8 +217,33 @@ def _project_state(project: Project) -> ProjectState:
                                .join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
                                .where(Assignment.micro_task_id == qualification))
         passed = [a for a, right, total in rows if _passes(project, right, total)]
+    regular = sa.and_(MicroTask.project_id == project.id, MicroTask.is_qualification.is_(False))
+    cap = 0
+    if project.max_share_per_annotator:
+        total = session.scalar(select(func.count(MicroTask.id)).where(regular)) or 0
+        cap = max(1, math.floor(project.max_share_per_annotator * total + 1e-9))
+    took: tuple = ()
+    if with_counts:
+        took = tuple(session.execute(
+            select(Assignment.annotator_id, func.count(Assignment.id)).join(MicroTask)
+            .where(regular, Assignment.status.in_(("leased", "submitted"))).group_by(Assignment.annotator_id)).all())
+    skills = tuple(session.execute(select(ProjectSkill.skill_id, ProjectSkill.min_level)
+                                   .where(ProjectSkill.project_id == project.id)).all())
     return ProjectState(project.id, project.priority, project.lease_seconds, project.requires_qualification,
-                        qualification, tuple(passed))
+                        qualification, tuple(passed), categories=tuple(project.content_categories or ()),
+                        languages=tuple(project.required_languages or ()), skills=skills, cap=cap, took=took)
+
+
+def annotator_state(user_id: int) -> AnnotatorState:
+    session = db.session
+    profile = session.get(Profile, user_id)
+    levels = tuple(session.execute(select(SkillLevel.skill_id, SkillLevel.level)
+                                   .where(SkillLevel.annotator_id == user_id)).all())
+    if profile is None:
+        return AnnotatorState(user_id, skills=levels)
+    return AnnotatorState(user_id, tuple(sorted({str(l.get("code", "")).lower() for l in profile.languages
+                                                 if isinstance(l, dict) and l.get("code")})),
+                          tuple(profile.opted_out_categories or ()), levels)
 
 
 def _passes(project: Project, right: int, total: int) -> bool:
@@ -723,11 +751,22 @@ def rebuild() -> dict[str, int]:
     d.clear()
     session = db.session
     live = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
-    states = [_project_state(p) for p in live]
+    states = [_project_state(p, with_counts=True) for p in live]
+    with_profile = set(session.scalars(select(Profile.user_id))) | set(session.scalars(select(SkillLevel.annotator_id)))
+    annotators = [annotator_state(user_id) for user_id in sorted(with_profile)]
     micro_tasks = [mt for p in live for mt in _micro_task_states(p.id)]
     leases = [LeaseState(a.micro_task_id, a.annotator_id, a.project_id, _epoch(a.lease_expires_at))
               for a in session.scalars(select(Assignment).where(Assignment.status == "leased"))]
     blocked = list(session.scalars(select(User.id).where(User.blocked_at.is_not(None))))
     session.rollback()
-    d.load(states, micro_tasks, leases, blocked)
+    d.load(states, micro_tasks, leases, blocked, annotators)
     return {"projects": len(states), "micro_tasks": len(micro_tasks), "leases": len(leases), "blocked": len(blocked)}
+
+
+def update_project(user_id: int, project_id: int, raw: dict[str, Any]) -> None:
+    """Change a project's settings; a live project's filters take effect on the next request for work."""
+    projects.update_project(user_id, project_id, raw)
+    project = db.session.get(Project, project_id)
+    if project.status == "live" and project.archived_at is None:
+        dispatcher().set_project(_project_state(project))
+    db.session.rollback()

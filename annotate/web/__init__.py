@@ -7,7 +7,7 @@ from flask import Flask
 
 # Each module holds one blueprint, `bp`.
 BLUEPRINTS = ("auth", "home", "account", "operator", "api", "projects", "media",
-              "workbench", "dashboard", "exports", "payroll", "console", "reviews")
+              "profile", "workbench", "dashboard", "exports", "payroll", "console", "reviews")
 
 
 def register_blueprints(app: Flask) -> None:

@@ -282,7 +282,7 @@ def edit(project_id: int):
         return _render_form(project, _project_values(project), sample=first[0]["data"] if first else None)
     settings = _settings_from(request.form)
     try:
-        projects.update_project(current_user.id, project_id, settings)
+        work.update_project(current_user.id, project_id, settings)
     except DomainError as error:
         return _render_form(project, {**settings, **_page_fields(request.form)}, error)
     flash("Project saved.")

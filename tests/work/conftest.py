@@ -15,7 +15,7 @@ class Projects:
 
     def live(self, items: int = 6, *, overlap: int = 2, per_task: int = 2, gold: int = 0, qualification: int = 0,
              gold_share: float = 0.0, lease_seconds: int = 600, show_predictions: bool = False,
-             predictions: bool = False, priority: int = 0) -> int:
+             predictions: bool = False, priority: int = 0, **settings) -> int:
         if self.requester is None:
             self.requester = self.teams.requester()
         headers = self.requester.headers
@@ -23,7 +23,7 @@ class Projects:
             "title": "Sentiment", "label_config": TEXT_CONFIG, "overlap": overlap, "items_per_micro_task": per_task,
             "pay_per_micro_task": 50, "estimated_seconds_per_micro_task": 60, "lease_seconds": lease_seconds,
             "qualification_gold_count": qualification, "qualification_min_accuracy": 0.5, "gold_share": gold_share,
-            "show_predictions": show_predictions, "priority": priority}).get_json()
+            "show_predictions": show_predictions, "priority": priority, **settings}).get_json()
         tasks = []
         for i in range(items):
             task = {"data": {"text": f"item {i}"}}
@@ -74,6 +74,11 @@ class Annotator:
     def skip(self, assignment: dict, reason: str = ""):
         return self.client.post(f"/api/work/{assignment['assignment_id']}/skip", headers=self.headers,
                                 json={"reason": reason})
+
+    def profile(self, **fields):
+        response = self.client.put("/api/profile", headers=self.headers, json=fields)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
 
     def heartbeat(self, assignment: dict):
         return self.client.post(f"/api/work/{assignment['assignment_id']}/heartbeat", headers=self.headers)

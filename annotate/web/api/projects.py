@@ -78,7 +78,7 @@ def get_project(project_id: int):
 @bp.route("/projects/<int:project_id>", methods=["PATCH"])
 @requester_or_operator
 def update_project(project_id: int):
-    projects.update_project(current_user.id, project_id, _body())
+    work.update_project(current_user.id, project_id, _body())
     project = projects.get_project(current_user.id, project_id)
     return jsonify(project_json(project, projects.counts(project_id)))
 
