@@ -38,6 +38,20 @@ def queue_rebuild() -> None:
     click.echo("rebuilt: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
+@queue_cli.command("check")
+@click.option("--project", type=int, help="only this project")
+def queue_check(project: int | None) -> None:
+    """Check the dispatch invariants against the database; exit 1 on any violation."""
+    from .services.integrity import violations
+
+    found = violations(project)
+    for line in found:
+        click.echo(line)
+    click.echo(f"{len(found)} violations")
+    if found:
+        sys.exit(1)
+
+
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:

@@ -237,7 +237,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
         from annotate import create_app
-        from tests.work.invariants import violations
+        from annotate.services.integrity import violations
 
         app = create_app({"INSTANCE_PATH": str(folder), **settings}, check_services=False)
         with app.app_context():

@@ -18,7 +18,7 @@ from annotate.extensions import db
 from annotate.models import MicroTask
 from annotate.services import accounts
 from tests.conftest import choice
-from tests.work.invariants import violations
+from annotate.services.integrity import violations
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -279,3 +279,16 @@ def test_finished_work_is_scored_and_paid_without_anyone_acting(projects, annota
         assert len({e.assignment_id for e in earnings}) == len(earnings)
         decided = db.session.query(Assignment).filter(Assignment.decision != "pending").count()
         assert decided == len(earnings)
+
+
+def test_queue_check_reports_violations_and_exits_non_zero(projects, annotators, runner, app):
+    projects.live(items=2, per_task=2, overlap=1)
+    (ana,) = annotators(1)
+    ana.submit(ana.next().get_json())
+    clean = runner.invoke(args=["queue", "check"])
+    assert clean.exit_code == 0 and "0 violations" in clean.output
+    with app.app_context():
+        with db.transaction() as session:
+            session.query(MicroTask).update({"submitted": 0})  # a counter that no longer matches its rows
+    broken = runner.invoke(args=["queue", "check"])
+    assert broken.exit_code == 1 and "counters taken=1 submitted=0 but rows say 1 and 1" in broken.output

@@ -14,7 +14,7 @@ from annotate.models import Assignment
 from annotate.services import work
 from annotate.services.errors import DomainError
 from tests.conftest import choice
-from tests.work.invariants import violations
+from annotate.services.integrity import violations
 
 ANNOTATORS = 4
 

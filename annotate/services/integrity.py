@@ -1,10 +1,10 @@
-"""The dispatch invariants of ARCHITECTURE.md, checked against SQL."""
+"""Checks of the dispatch invariants of ARCHITECTURE.md against SQL: what `python -m annotate queue check` and the tests run."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from annotate.extensions import db
-from annotate.models import Annotation, Assignment, MicroTask
+from ..extensions import db
+from ..models import Annotation, Assignment, MicroTask
 
 
 def violations(project_id: int | None = None) -> list[str]:
