@@ -367,7 +367,11 @@ def counts(project_id: int) -> dict[str, int]:
 def default_settings() -> dict[str, Any]:
     """What a new project gets for each setting the requester leaves alone,
     for pre-filling the web form."""
-    defaults = _defaults()
-    values = {name: defaults.get(name) for name in SETTINGS}
-    values["content_categories"] = []
+    values = {}
+    for name in SETTINGS:
+        default = Project.__table__.columns[name].default
+        if default is None:
+            values[name] = None
+        else:  # list columns default to a fresh list, made by a callable
+            values[name] = default.arg(None) if default.is_callable else default.arg
     return values

@@ -295,3 +295,179 @@ def _appeal_rows(session: Session, *where: Any) -> list[dict[str, Any]]:
              "rule": a.decision_rule, "rejection_reason": a.decision_reason, "reason": ap.reason,
              "requester_response": ap.requester_response, "status": ap.status, "created_at": ap.created_at}
             for ap, a in rows]
+
+
+# --------------------------------------------------------------------------
+# For the review pages: requesters' queues, one assignment side by side,
+# and operators' work left past the review window
+# --------------------------------------------------------------------------
+
+RULE_OPERATOR = "approved_by_operator"
+
+
+def review_projects(user_id: int) -> list[dict[str, Any]]:
+    """The requester's teams' projects, with the work pending review and the appeals open on each."""
+    from sqlalchemy import func
+
+    session = db.session
+    user = session.get(User, user_id)
+    if user is None or not user.is_requester:
+        return []
+    rows = session.scalars(select(Project).where(
+        Project.team_id.in_(select(Membership.team_id).where(Membership.user_id == user_id)),
+        Project.archived_at.is_(None)).order_by(Project.id.desc())).all()
+    ids = [p.id for p in rows] or [0]
+    pending = dict(session.execute(
+        select(Assignment.project_id, func.count(Assignment.id))
+        .where(Assignment.project_id.in_(ids), Assignment.status == "submitted", Assignment.decision == "pending")
+        .group_by(Assignment.project_id)).all())
+    appeals: dict[tuple[int, str], int] = {
+        (project_id, status): n for project_id, status, n in session.execute(
+            select(Assignment.project_id, Appeal.status, func.count(Appeal.id))
+            .join(Assignment, Assignment.id == Appeal.assignment_id)
+            .where(Assignment.project_id.in_(ids), Appeal.status.in_(("open", "escalated")))
+            .group_by(Assignment.project_id, Appeal.status))}
+    out = [{"project_id": p.id, "title": p.title, "status": p.status, "team": p.team.name,
+            "pending": pending.get(p.id, 0), "open_appeals": appeals.get((p.id, "open"), 0),
+            "escalated_appeals": appeals.get((p.id, "escalated"), 0),
+            "review_window_seconds": p.review_window_seconds} for p in rows]
+    session.rollback()
+    return out
+
+
+def review_detail(user_id: int, assignment_id: int) -> dict[str, Any]:
+    """One submitted assignment's answers side by side with each item's consensus, gold answer and
+    the other annotators' answers; for requesters of the project's team and for operators."""
+    import re
+
+    from ..models import Annotation, GoldAnswer, Item, ItemScore, MicroTaskItem
+    from . import gold as gold_checks
+
+    session = db.session
+    user = session.get(User, user_id)
+    assignment = session.get(Assignment, assignment_id)
+    if user is None or assignment is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    if user.is_operator:
+        project = session.get(Project, assignment.project_id)
+    else:
+        try:
+            project = _reviewer_project(session, user_id, assignment.project_id)
+        except NotFound:
+            raise NotFound(f"no assignment {assignment_id}") from None
+    if assignment.status != "submitted":
+        raise NotFound(f"assignment {assignment_id} is {assignment.status}: nothing was submitted to review")
+    items = session.execute(select(MicroTaskItem.position, Item).join(Item, Item.id == MicroTaskItem.item_id)
+                            .where(MicroTaskItem.micro_task_id == assignment.micro_task_id)
+                            .order_by(MicroTaskItem.position)).all()
+    item_ids = [item.id for _, item in items]
+    mine = {a.item_id: a for a in session.scalars(select(Annotation).where(Annotation.assignment_id == assignment_id))}
+    others: dict[int, list[dict[str, Any]]] = {}
+    for annotation, annotator_id, other_id in session.execute(
+            select(Annotation, Assignment.annotator_id, Assignment.id)
+            .join(Assignment, Assignment.id == Annotation.assignment_id)
+            .where(Assignment.micro_task_id == assignment.micro_task_id, Assignment.id != assignment_id,
+                   Assignment.status == "submitted").order_by(Assignment.id)):
+        others.setdefault(annotation.item_id, []).append(
+            {"annotator_id": annotator_id, "assignment_id": other_id, "result": annotation.result})
+    scores = {s.item_id: s for s in session.scalars(select(ItemScore).where(ItemScore.item_id.in_(item_ids)))}
+    golds = {g.item_id: g for g in session.scalars(select(GoldAnswer).where(GoldAnswer.item_id.in_(item_ids)))}
+    def third_person(why: str) -> str:  # gold checks speak to the worker; reviewers read about them
+        return re.sub(r"\byou (chose|gave|wrote)\b", r"this annotator \1", why)
+
+    rows = []
+    for position, item in items:
+        answer = mine.get(item.id)
+        result = answer.result if answer else []
+        score, gold_answer = scores.get(item.id), golds.get(item.id)
+        vs_consensus = gold_checks.compare(result, score.consensus, project.iou_threshold) \
+            if score is not None and score.consensus else None
+        vs_gold = gold_checks.compare(result, gold_answer.result, project.iou_threshold) \
+            if gold_answer is not None else None
+        rows.append({
+            "position": position, "item_id": item.id, "data": item.data, "is_gold": item.is_gold,
+            "answer": result, "seconds": answer.seconds if answer else None,
+            "consensus": score.consensus if score else None, "confidence": score.confidence if score else None,
+            "agreement": score.agreement if score else None, "flagged": score.flagged if score else False,
+            "matches_consensus": vs_consensus.right if vs_consensus else None,
+            "consensus_why": third_person(vs_consensus.why) if vs_consensus else "",
+            "gold": gold_answer.result if gold_answer else None,
+            "gold_explanation": gold_answer.explanation if gold_answer else "",
+            "matches_gold": vs_gold.right if vs_gold else None, "gold_why": third_person(vs_gold.why) if vs_gold else "",
+            "others": others.get(item.id, []),
+        })
+    score = session.get(AssignmentScore, assignment_id)
+    appeal_row = session.scalar(select(Appeal).where(Appeal.assignment_id == assignment_id))
+    window = dt.timedelta(seconds=project.review_window_seconds)
+    approve_by = assignment.submitted_at + window if assignment.submitted_at else None
+    out = {
+        "assignment_id": assignment.id, "micro_task_id": assignment.micro_task_id, "project_id": project.id,
+        "project_title": project.title, "annotator_id": assignment.annotator_id,
+        "annotator_name": session.get(User, assignment.annotator_id).name if user.is_operator else None,
+        "submitted_at": assignment.submitted_at, "approve_by": approve_by,
+        "overdue": bool(approve_by and assignment.decision == "pending" and approve_by <= utcnow()),
+        "active_seconds": assignment.active_seconds, "decision": assignment.decision,
+        "rule": assignment.decision_rule, "reason": assignment.decision_reason, "decided_at": assignment.decided_at,
+        "quality": score.quality if score else None, "agreement_score": score.agreement if score else None,
+        "gold_right": score.gold_right if score else None, "gold_total": score.gold_total if score else None,
+        "explanation": (score.details or {}).get("explanation") if score else None,
+        "appeal": None if appeal_row is None else {
+            "appeal_id": appeal_row.id, "status": appeal_row.status, "reason": appeal_row.reason,
+            "created_at": appeal_row.created_at, "requester_response": appeal_row.requester_response,
+            "operator_response": appeal_row.operator_response, "decided_at": appeal_row.decided_at},
+        "items": rows,
+    }
+    session.rollback()
+    return out
+
+
+def overdue_reviews(operator_id: int, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Work still pending past its project's review window, oldest first: the periodic
+    approval has not reached it yet, or is not running."""
+    now = now or utcnow()
+    session = db.session
+    require_operator(session, operator_id)
+    out = []
+    for project in session.scalars(select(Project).where(Project.id.in_(
+            select(Assignment.project_id).where(Assignment.status == "submitted",
+                                                Assignment.decision == "pending"))).order_by(Project.id)):
+        window = dt.timedelta(seconds=project.review_window_seconds)
+        for a in session.scalars(select(Assignment).where(
+                Assignment.project_id == project.id, Assignment.status == "submitted",
+                Assignment.decision == "pending", Assignment.submitted_at <= now - window)
+                .order_by(Assignment.submitted_at, Assignment.id)):
+            out.append({"assignment_id": a.id, "project_id": project.id, "project_title": project.title,
+                        "annotator_id": a.annotator_id, "submitted_at": a.submitted_at,
+                        "approve_by": a.submitted_at + window, "rule": a.decision_rule,
+                        "reason": a.decision_reason})
+    out.sort(key=lambda r: (r["approve_by"], r["assignment_id"]))
+    session.rollback()
+    return out
+
+
+def approve_as_operator(operator_id: int, assignment_id: int, reason: str, now: dt.datetime | None = None) -> None:
+    """An operator approves (and pays) work left pending past its review window, saying why; audited.
+
+    Inside the window the decision is the requester's, so it is refused.
+    """
+    now = now or utcnow()
+    reason = _text(reason, "reason", "say why the work is approved: the worker reads it")
+    with db.transaction() as session:
+        require_operator(session, operator_id)
+        assignment = session.scalar(select(Assignment).where(Assignment.id == assignment_id).with_for_update())
+        if assignment is None:
+            raise NotFound(f"no assignment {assignment_id}")
+        if assignment.status != "submitted" or assignment.decision != "pending":
+            raise Conflict(f"assignment {assignment_id} is {assignment.decision or assignment.status}, "
+                           f"not pending review")
+        project = session.get(Project, assignment.project_id)
+        due = assignment.submitted_at + dt.timedelta(seconds=project.review_window_seconds)
+        if now < due:
+            raise Conflict(f"assignment {assignment_id} is the requester's to review until "
+                           f"{due:%Y-%m-%d %H:%M} UTC")
+        mt = session.get(MicroTask, assignment.micro_task_id)
+        if not pay.approve(session, assignment, project, mt, rule=RULE_OPERATOR, reason=reason, by_id=operator_id,
+                           now=now):
+            raise Conflict(f"assignment {assignment_id} was decided meanwhile")
+        audit.record(session, actor_id=operator_id, action="approve_overdue_assignment", target_type="assignment",
+                     target_id=assignment_id, reason=reason, window_ended=due.isoformat())
