@@ -1,0 +1,205 @@
+"""The pure writers of `exports/`, on plain values: no app, no database."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import pytest
+from label_studio_sdk.converter import Converter
+
+from exports import consensus, labelstudio, money, payroll
+from exports.formats import converter_data_key, lookup, offers
+from exports.media import MediaFiles
+from exports.pseudonyms import Pseudonyms
+from tests.conftest import IMAGE_CONFIG, TEXT_CONFIG, choice
+
+NER_CONFIG = """<View><Labels name="label" toName="text"><Label value="PER"/><Label value="LOC"/></Labels>
+<Text name="text" value="$text"/></View>"""
+MIXED_CONFIG = """<View><Text name="title" value="$title"/><Image name="image" value="$image"/>
+<Choices name="topic" toName="title"><Choice value="Road"/></Choices>
+<RectangleLabels name="box" toName="image"><Label value="Car"/></RectangleLabels></View>"""
+TITLED_CONFIG = """<View><Text name="title" value="$title"/><Image name="image" value="$image"/>
+<RectangleLabels name="box" toName="image"><Label value="Car"/></RectangleLabels></View>"""
+
+
+def tasks_with_annotations() -> list[dict]:
+    def annotation(i, label, created, who):
+        return {"id": i, "completed_by": who, "result": choice(label), "created_at": created,
+                "updated_at": created, "lead_time": 3.5, "was_cancelled": False}
+
+    return [
+        {"id": 1, "data": {"text": "good, \"very\" good", "meta": {"source": "web"}},
+         "annotations": [annotation(10, "Positive", "2026-01-01T10:00:00+00:00", "ab12"),
+                         annotation(11, "Neutral", "2026-01-02T10:00:00+00:00", "cd34")]},
+        {"id": 2, "data": {"text": "bad\tthing\nnew line", "meta": {"source": "app"}},
+         "annotations": [annotation(12, "Negative", "2026-01-01T11:00:00+00:00", "ab12"),
+                         {**annotation(13, "Positive", "2026-01-01T12:00:00+00:00", "cd34"), "was_cancelled": True}]},
+        {"id": 3, "data": {"text": "nobody labelled this", "meta": {"source": "web"}}, "annotations": []},
+    ]
+
+
+CONTROLS = {"sentiment": "Choices"}
+
+
+def sdk_convert(tmp_path, tasks, fmt, config=TEXT_CONFIG) -> str:
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(tasks))
+    out = tmp_path / f"sdk-{fmt}"
+    Converter(config=config, project_dir=None, download_resources=False).convert(str(source), str(out), fmt,
+                                                                                 is_dir=False)
+    name = {"JSON_MIN": "result.json", "CSV": "result.csv", "TSV": "result.csv"}[fmt]
+    return (out / name).read_text()
+
+
+def test_json_min_has_the_records_label_studio_s_converter_writes(tmp_path):
+    tasks = tasks_with_annotations()
+    ours = io.StringIO()
+    written = labelstudio.write_json_min(tasks, ours, CONTROLS)
+    assert json.loads(ours.getvalue()) == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN"))
+    assert (written.items, written.records, written.annotations) == (3, 4, 3)
+
+
+@pytest.mark.parametrize("fmt,separator", [("CSV", ","), ("TSV", "\t")])
+def test_csv_and_tsv_have_the_rows_label_studio_s_converter_writes(tmp_path, fmt, separator):
+    tasks = tasks_with_annotations()
+    ours = io.StringIO(newline="")
+    labelstudio.write_csv(tasks, ours, CONTROLS, ["meta", "text"], separator=separator)
+    theirs = list(csv.DictReader(io.StringIO(sdk_convert(tmp_path, tasks, fmt), newline=""), delimiter=separator))
+    mine = list(csv.DictReader(io.StringIO(ours.getvalue(), newline=""), delimiter=separator))
+    assert len(mine) == len(theirs) == 4
+    for a, b in zip(mine, theirs):
+        # The converter encodes JSON cells with ujson (no spaces, "\/"): compare their meaning.
+        assert {k: _cell(v) for k, v in a.items() if k in b} == {k: _cell(v) for k, v in b.items()}
+    assert "sentiment" in mine[-1]  # the control has its column even on the unlabelled item's row
+
+
+def _cell(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def test_csv_renames_a_data_key_named_like_a_control():
+    task = {"id": 1, "data": {"sentiment": "the data", "text": "t"}, "annotations": []}
+    out = io.StringIO(newline="")
+    labelstudio.write_csv([task], out, CONTROLS, ["sentiment", "text"])
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["_data_sentiment"] == "the data" and row["sentiment"] == ""
+
+
+def test_label_studio_json_is_a_list_with_one_task_per_line():
+    out = io.StringIO()
+    written = labelstudio.write_json(tasks_with_annotations(), out)
+    assert [t["id"] for t in json.loads(out.getvalue())] == [1, 2, 3]
+    assert out.getvalue().splitlines()[1].startswith("{\"id\":1,") and len(out.getvalue().splitlines()) == 5
+    assert written.annotations == 4
+    empty = io.StringIO()
+    labelstudio.write_json([], empty)
+    assert json.loads(empty.getvalue()) == []
+
+
+def test_pseudonyms_are_stable_within_an_export_and_differ_between_exports():
+    first, second = Pseudonyms(), Pseudonyms()
+    assert first(7) == first(7) != first(8)
+    assert first(7) != second(7)
+    assert len(first(7)) == 16 and "7" != first(7)
+    assert Pseudonyms(b"salt")(7) == Pseudonyms(b"salt")(7)
+
+
+def test_consensus_rows_as_jsonl_and_csv():
+    rows = [consensus.row(1, {"text": "a"}, choice("Positive"), 0.75, 0.5, 4, False, "majority_vote"),
+            consensus.row(2, {"image": "/media/x.png"}, [
+                {"from_name": "box", "to_name": "image", "type": "rectanglelabels",
+                 "value": {"x": 1, "y": 1, "width": 2, "height": 2, "rectanglelabels": ["Car"]}},
+                {"from_name": "box", "to_name": "image", "type": "rectanglelabels",
+                 "value": {"x": 5, "y": 5, "width": 2, "height": 2, "rectanglelabels": ["Person"]}}],
+                1.0, None, None, True, "gold")]
+    lines = io.StringIO()
+    consensus.write_jsonl(rows, lines)
+    parsed = [json.loads(line) for line in lines.getvalue().splitlines()]
+    assert [(p["label"], p["confidence"], p["is_gold"]) for p in parsed] == [("Positive", 0.75, False),
+                                                                           ("Car|Person", 1.0, True)]
+    table = io.StringIO(newline="")
+    consensus.write_csv(rows, table)
+    read = list(csv.DictReader(io.StringIO(table.getvalue())))
+    assert read[0]["label"] == "Positive" and read[0]["n_annotators"] == "4" and read[1]["agreement"] == ""
+    assert json.loads(read[1]["data"]) == {"image": "/media/x.png"}
+
+
+def test_formats_a_config_cannot_hold_are_not_offered_and_say_why():
+    text = {o.format.name: o for o in offers(TEXT_CONFIG)}
+    assert all(text[n].available for n in ("JSON", "JSON_MIN", "CSV", "TSV", "CONSENSUS_JSONL", "CONSENSUS_CSV"))
+    for name in ("COCO", "YOLO", "VOC", "CONLL2003"):
+        assert not text[name].available and "<Choices> on <Text>" in text[name].reason
+    images = {o.format.name: o for o in offers(IMAGE_CONFIG)}
+    assert images["COCO"].available and images["YOLO"].available and images["VOC"].available
+    assert "named entities" in images["CONLL2003"].reason
+    assert {o.format.name for o in offers(NER_CONFIG) if o.available} >= {"CONLL2003"}
+    mixed = {o.format.name: o for o in offers(MIXED_CONFIG)}
+    assert not mixed["COCO"].available and "more than one data field ($image, $title)" in mixed["COCO"].reason
+    # A data field no control labels is only shown: the converter reads the image alone.
+    assert {o.format.name: o for o in offers(TITLED_CONFIG)}["COCO"].available
+    assert converter_data_key(TITLED_CONFIG) == "image" and converter_data_key(MIXED_CONFIG) is None
+    assert lookup("json-min").name == "JSON_MIN" and lookup("COCO_WITH_IMAGES").name == "COCO"
+    assert lookup("EXCEL") is None
+
+
+def test_media_values_outside_the_media_root_are_never_resolved(tmp_path):
+    root = tmp_path / "media"
+    (root / "ab").mkdir(parents=True)
+    (root / "ab" / "photo.png").write_bytes(b"ours")
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    os.symlink(tmp_path / "secret.png", root / "ab" / "link.png")
+    (root / "ab" / "notes.txt").write_text("not an image")
+    files = MediaFiles(root)
+    assert files.resolve("/media/ab/photo.png") == (root / "ab" / "photo.png").resolve()
+    for value in ("/media/../secret.png", "/media/ab/../../secret.png", "/media//etc/passwd", "/media/ab/link.png",
+                  str(tmp_path / "secret.png"), "/media/ab/notes.txt", "/media/ab/missing.png", "/media/",
+                  "https://example.org/x.png", "/media/ab\\..\\..\\secret.png", None, 12):
+        assert files.resolve(value) is None, value
+
+
+def test_money_is_exact_decimal_text():
+    assert money.decimal_text(1250, "USD") == "12.50"
+    assert money.decimal_text(-5, "EUR") == "-0.05"
+    assert money.decimal_text(300, "JPY") == "300"
+    assert money.decimal_text(12345, "KWD") == "12.345"
+    assert money.divide_half_up(5, 2) == 3 and money.divide_half_up(-5, 2) == -3 and money.divide_half_up(4, 3) == 1
+    with pytest.raises(TypeError):
+        money.decimal_text(12.5, "USD")
+
+
+def test_payroll_rows_are_sorted_summed_and_written_the_same_every_time():
+    people = {1: payroll.Person(1, "Ada", "ada@example.org"), 2: payroll.Person(2, "=cmd()", "bo@example.org")}
+    money_lines = [payroll.MoneyLine(2, "USD", "earning", 150, 3), payroll.MoneyLine(1, "USD", "earning", 100, 2),
+                   payroll.MoneyLine(1, "USD", "bonus", 10, 1), payroll.MoneyLine(1, "USD", "adjustment", -5, 1),
+                   payroll.MoneyLine(1, "EUR", "top_up", 7, 1)]
+    work = [payroll.WorkLine(1, "USD", 2, 1_800_000), payroll.WorkLine(2, "USD", 3, 0)]
+    rows = payroll.payroll_rows(money_lines, work, people)
+    assert [(r.currency, r.annotator_id, r.total) for r in rows] == [("EUR", 1, 7), ("USD", 1, 105), ("USD", 2, 150)]
+    ada = rows[1]
+    assert (ada.active_hours, ada.hourly_rate) == ("0.50", 210) and rows[2].hourly_rate is None
+    assert payroll.totals(rows)["USD"] == {"annotators": 2, "entries": 7, "approved_micro_tasks": 5, "base_pay": 250,
+                                           "bonuses": 10, "top_ups": 0, "adjustments": -5, "total": 255}
+    first, second = io.StringIO(newline=""), io.StringIO(newline="")
+    payroll.write_csv(rows, first)
+    payroll.write_csv(list(reversed(payroll.payroll_rows(list(reversed(money_lines)), work, people)))[::-1], second)
+    assert first.getvalue() == second.getvalue()
+    lines = first.getvalue().split("\r\n")
+    assert lines[0] == ",".join(payroll.CSV_COLUMNS)
+    assert lines[2] == "1,Ada,ada@example.org,USD,2,0.50,1.00,0.10,0.00,-0.05,1.05,2.10"
+    assert lines[3].startswith("2,'=cmd(),")  # a name is never run as a spreadsheet formula
+
+
+def test_json_min_of_data_whose_keys_clash_with_controls_or_record_keys(tmp_path):
+    tasks = [{"id": 4, "data": {"sentiment": "given", "annotator": "x", "text": "t"},
+              "annotations": [{"id": 9, "completed_by": "ab12", "result": choice("Positive"), "created_at": "c",
+                               "lead_time": 1.0}]},
+             {"id": 5, "data": {}, "annotations": []}]
+    ours = io.StringIO()
+    labelstudio.write_json_min(tasks, ours, CONTROLS)
+    assert json.loads(ours.getvalue()) == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN"))
+    assert json.loads(ours.getvalue())[0]["sentiment"] == "Positive"
