@@ -23,26 +23,19 @@ import json
 import multiprocessing
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path when run as a script)
+
 sys.path.insert(0, str(REPO))
 
 CONFIG = """<View><Text name="text" value="$text"/>
 <Choices name="sentiment" toName="text" choice="single">
 <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/></Choices></View>"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare(args, folder: Path) -> tuple[dict, int, list[str]]:
@@ -214,28 +207,13 @@ def main() -> None:
               f"{'a Redis server' if args.redis else 'embedded Redis'}: {args.items:,} items "
               f"(micro-tasks of 10, overlap 3), prepared in {time.perf_counter() - t0:.1f} s; "
               f"gunicorn {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores in all")
-        port = free_port()
-        env = {**os.environ, **settings, "SECRET_KEY": "bench", "INSTANCE_PATH": str(folder / "server")}
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(args.workers),
-                                   "--worker-class", "gthread", "--threads", str(args.threads),
-                                   "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                                   "wsgi:app"], cwd=REPO, env=env)
-        try:
-            for _ in range(150):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        with gunicorn(settings, folder, args.workers, args.threads) as port:
             time.sleep(1)
             # Warm every worker thread up (imports, connection pools, compiled statements) before measuring.
             run_phase("warm-up (not counted)", port, keys, project, 5, think=0.0)
             run_phase("throughput", port, keys, project, args.seconds, think=0.0)
             think = max(0.0, args.annotators / args.rate - 0.01)
             run_phase("latency at a stated load", port, keys, project, args.seconds, think=think)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         from annotate import create_app
         from annotate.services.integrity import violations
 

@@ -23,15 +23,14 @@ import argparse
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path when run as a script)
+
 sys.path.insert(0, str(REPO))
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,12 +38,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--disable-quic"]
 PASSWORD = "benchmark pw"
 WARM_UP = 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_jobs() -> None:
@@ -166,19 +159,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings, project_id = prepare(args, folder)
-        port = free_port()
-        env = {**os.environ, **settings, "SECRET_KEY": "bench", "INSTANCE_PATH": str(folder / "server")}
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(args.workers),
-                                   "--worker-class", "gthread", "--threads", str(args.threads),
-                                   "--keep-alive", "75", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                                   "wsgi:app"], cwd=REPO, env=env)
-        try:
-            for _ in range(150):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        with gunicorn(settings, folder, args.workers, args.threads) as port:
             print(f"workbench benchmark: {'PostgreSQL' if args.database else 'SQLite'} with "
                   f"{'a Redis server' if args.redis else 'embedded Redis'}, gunicorn {args.workers} workers x "
                   f"{args.threads} threads, Chromium at {CHROMIUM}; {os.cpu_count()} cores")
@@ -187,9 +168,6 @@ def main() -> None:
                 page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
                 label(page, args, f"http://127.0.0.1:{port}", project_id)
                 browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     print("\nreproduce: .venv/bin/python bench/workbench.py --micro-tasks "
           f"{args.micro_tasks} --items {args.items}")
 
