@@ -87,6 +87,8 @@ def load(instance_path: str | os.PathLike, env: Mapping[str, str] | None = None)
         "SESSION_COOKIE_SECURE": env.get("SESSION_COOKIE_SECURE", "") in ("1", "true", "yes"),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        # Finished exports can be downloaded this long, then their files are removed.
+        "EXPORT_TTL_SECONDS": _int(env, "EXPORT_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024, minimum=1024),
         "WTF_CSRF_TIME_LIMIT": None,
     }
