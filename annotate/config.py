@@ -78,6 +78,10 @@ def load(instance_path: str | os.PathLike, env: Mapping[str, str] | None = None)
         "MEDIA_ROOT": env.get("MEDIA_ROOT") or str(instance / "media"),
         "EXPORT_ROOT": env.get("EXPORT_ROOT") or str(instance / "exports"),
         "UPLOAD_ROOT": env.get("UPLOAD_ROOT") or str(instance / "uploads"),
+        # The built-in learner's trained models, one file per version.
+        "MODEL_ROOT": env.get("MODEL_ROOT") or str(instance / "models"),
+        # Seconds an ML backend gets to answer a call before it counts as down.
+        "ML_BACKEND_TIMEOUT": _int(env, "ML_BACKEND_TIMEOUT", 10, minimum=1),
         # Sign-in throttling: this many failures lock an account for LOGIN_LOCK_SECONDS.
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5, minimum=1),
         "LOGIN_LOCK_SECONDS": _int(env, "LOGIN_LOCK_SECONDS", 15 * 60, minimum=1),

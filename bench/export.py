@@ -1,16 +1,25 @@
 """Export benchmark: a project with 1,000,000 annotations, exported as
-JSON-min and as CSV through the export service (the code the background
-job runs), each in a fresh process.
+JSON-min and as CSV, and a bounding-box project with 1,000,000 annotations
+exported as COCO, through the export service (the code the background job
+runs), each in a fresh process.
 
     .venv/bin/python bench/export.py                       # SQLite in a temporary folder
     .venv/bin/python bench/export.py --database postgresql+psycopg://postgres@127.0.0.1/bench_exports
-    .venv/bin/python bench/export.py --annotations 200000 --formats JSON_MIN,CSV,JSON,CONSENSUS_CSV
+    .venv/bin/python bench/export.py --annotations 200000 --formats JSON_MIN,CSV,JSON,CONSENSUS_CSV,COCO
 
-The project is built with set-based SQL (items, micro-tasks, finished and
-approved assignments, annotations, item scores), not through the API. The
+The projects are built with set-based SQL (items, micro-tasks, finished and
+approved assignments, annotations, item scores), not through the API: a
+text-classification project for the text formats, and for COCO, YOLO and
+VOC an image project whose annotations and consensus hold two boxes each
+(the images are http URLs, so no image file is read or archived). The
 database given is emptied first. Prints annotations per second and the peak
-memory (maximum resident set size) of the process that wrote each export;
-the targets are at least 50,000 annotations/s and under 300 MB.
+memory (maximum resident set size) of the process that wrote each export,
+and what it was before the export began (the app and label-studio-sdk
+loaded); the targets are at least 50,000 annotations/s and under 300 MB.
+On SQLite the peak includes the database's page cache (`PRAGMA
+cache_size`, 64 MiB, set in annotate/extensions.py). COCO writes
+one label set per item (its consensus), so it also prints the COCO
+annotations (boxes) written.
 """
 from __future__ import annotations
 
@@ -29,6 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 CONFIG = """<View><Text name="text" value="$text"/>
 <Choices name="sentiment" toName="text" choice="single">
 <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/></Choices></View>"""
+IMAGE_CONFIG = """<View><Image name="image" value="$image"/>
+<RectangleLabels name="box" toName="image"><Label value="Car"/><Label value="Person"/></RectangleLabels></View>"""
+IMAGE_FORMATS = ("COCO", "YOLO", "VOC")
 ANNOTATORS = 30
 PER_TASK = 10
 TARGET_RATE = 50_000
@@ -42,14 +54,19 @@ def make_app(database: str, folder: Path):
                        "FAST_PASSWORD_HASH": True, "EXPORT_ROOT": str(folder / "exports")}, check_services=False)
 
 
-def build(database: str, folder: Path, annotations: int, overlap: int) -> tuple[int, int, int]:
-    """A finished project with at least `annotations` annotations; returns
-    (requester id, project id, annotations)."""
-    from sqlalchemy import text
+def _box(label: str, x: float, y: float) -> str:
+    # ": " after each key: SQLAlchemy's text() would read ":640" as a bound parameter.
+    return json.dumps({"from_name": "box", "to_name": "image", "type": "rectanglelabels", "original_width": 640,
+                       "original_height": 480, "value": {"x": x, "y": y, "width": 20.5, "height": 15.25,
+                                                         "rotation": 0, "rectanglelabels": [label]}})
 
+
+def build(database: str, folder: Path, annotations: int, overlap: int, kinds: list[str]) -> dict[str, tuple]:
+    """For each kind ("text", "image"), a finished project with at least
+    `annotations` annotations; returns {kind: (requester id, project id, annotations)}."""
     from annotate.extensions import db
     from annotate.models import Base
-    from annotate.services import accounts, projects, teams
+    from annotate.services import accounts, teams
 
     app = make_app(database, folder)
     with app.app_context():
@@ -59,62 +76,86 @@ def build(database: str, folder: Path, annotations: int, overlap: int) -> tuple[
         team = teams.create_team(operator, "Bench")
         accounts.create_user("req@bench.org", "Req", "benchmark pw")
         requester = teams.add_member(operator, team, "req@bench.org")
-        project = projects.create_project(requester, team, {"title": "bench", "label_config": CONFIG,
-                                                            "overlap": overlap, "items_per_micro_task": PER_TASK})
         first = None
         for n in range(ANNOTATORS):
             user = accounts.create_user(f"ann{n}@bench.org", f"Annotator {n}", "benchmark pw")
             first = user if first is None else first
-        items = -(-annotations // overlap)  # enough items for at least `annotations`
-        tasks = (items + PER_TASK - 1) // PER_TASK
-        pg = db.engine.dialect.name == "postgresql"
-        now = "now()" if pg else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-        series = ("generate_series(1, :n) AS s(n)" if pg else
-                  "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :n) SELECT n FROM s) AS s")
-        # The k slots of a micro-task: 0 .. k-1.
-        slots = ("generate_series(0, :k - 1) AS slot(n)" if pg else
-                 "(WITH RECURSIVE slot(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slot WHERE n < :k - 1) "
-                 "SELECT n FROM slot) AS slot")
-        data = ("jsonb_build_object('text', 'review number ' || n || ': the delivery was fast and it works well')"
-                if pg else "json_object('text', 'review number ' || n || ': the delivery was fast and it works well')")
-        result = ("""(CASE (a.annotator_id + mti.item_id) % 3 WHEN 0 THEN '[{"from_name":"sentiment","to_name":"text","""
-                  """"type":"choices","value":{"choices":["Negative"]}}]' ELSE '[{"from_name":"sentiment","""
-                  """"to_name":"text","type":"choices","value":{"choices":["Positive"]}}]' END)""")
-        consensus = """'[{"from_name":"sentiment","to_name":"text","type":"choices","value":{"choices":["Positive"]}}]'"""
-        cast = "::jsonb" if pg else ""
-        started = time.perf_counter()
-        statements = [
-            (f"INSERT INTO item (project_id, data, content_hash, is_gold, created_at) "
-             f"SELECT :p, {data}, n, false, {now} FROM {series}", {"n": items}),
-            (f"INSERT INTO micro_task (project_id, seq, is_qualification, overlap, status, taken, submitted, "
-             f"created_at, done_at) SELECT :p, n, false, :k, 'done', :k, :k, {now}, {now} FROM {series}",
-             {"n": tasks, "k": overlap}),
-            ("INSERT INTO micro_task_item (micro_task_id, position, item_id) "
-             "SELECT mt.id, (it.content_hash - 1) % :per, it.id FROM item it JOIN micro_task mt "
-             "ON mt.project_id = :p AND mt.seq = (it.content_hash - 1) / :per + 1 WHERE it.project_id = :p",
-             {"per": PER_TASK}),
-            (f"INSERT INTO assignment (micro_task_id, annotator_id, project_id, status, leased_at, lease_expires_at, "
-             f"submitted_at, ended_at, active_seconds, with_predictions, decision) "
-             f"SELECT mt.id, :first + (mt.seq + slot.n) % :people, :p, 'submitted', {now}, {now}, {now}, {now}, "
-             f"35.0, false, 'approved' FROM micro_task mt CROSS JOIN {slots} WHERE mt.project_id = :p",
-             {"first": first, "people": ANNOTATORS, "k": overlap}),
-            (f"INSERT INTO annotation (assignment_id, item_id, result, seconds, had_prediction, accepted_prediction, "
-             f"created_at) SELECT a.id, mti.item_id, {result}{cast}, 3.5, false, false, {now} "
-             f"FROM assignment a JOIN micro_task_item mti ON mti.micro_task_id = a.micro_task_id "
-             f"WHERE a.project_id = :p", {}),
-            (f"INSERT INTO item_score (item_id, project_id, consensus, confidence, agreement, n_annotators, method, "
-             f"flagged, updated_at) SELECT id, :p, {consensus}{cast}, 0.67, 0.33, :k, 'majority_vote', false, {now} "
-             f"FROM item WHERE project_id = :p", {"k": overlap}),
-        ]
-        with db.engine.begin() as connection:
-            for sql, params in statements:
-                connection.execute(text(sql), {"p": project, **params})
-        with db.engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
-            count = connection.execute(text("SELECT count(*) FROM annotation")).scalar()
-        print(f"built {items:,} items, {tasks:,} micro-tasks, {count:,} annotations in SQL in "
-              f"{time.perf_counter() - started:.1f} s ({db.engine.dialect.name})", flush=True)
-        return requester, project, count
+        return {kind: (requester, *_project(kind, requester, team, first, annotations, overlap)) for kind in kinds}
+
+
+def _project(kind: str, requester: int, team: int, first: int, annotations: int, overlap: int) -> tuple[int, int]:
+    from sqlalchemy import text
+
+    from annotate.extensions import db
+    from annotate.services import projects
+
+    project = projects.create_project(requester, team, {
+        "title": f"bench {kind}", "label_config": IMAGE_CONFIG if kind == "image" else CONFIG,
+        "overlap": overlap, "items_per_micro_task": PER_TASK})
+    items = -(-annotations // overlap)  # enough items for at least `annotations`
+    tasks = (items + PER_TASK - 1) // PER_TASK
+    pg = db.engine.dialect.name == "postgresql"
+    now = "now()" if pg else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    series = ("generate_series(1, :n) AS s(n)" if pg else
+              "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :n) SELECT n FROM s) AS s")
+    # The k slots of a micro-task: 0 .. k-1.
+    slots = ("generate_series(0, :k - 1) AS slot(n)" if pg else
+             "(WITH RECURSIVE slot(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slot WHERE n < :k - 1) "
+             "SELECT n FROM slot) AS slot")
+    build_object = "jsonb_build_object" if pg else "json_object"
+    if kind == "image":
+        data = (f"{build_object}('image', 'https://img.example.org/street-' || n || '.jpg', "
+                f"'width', 640, 'height', 480)")
+        two_boxes = "'[" + _box("Car", 10.0, 20.0) + "," + _box("Person", 55.5, 40.0) + "]'"
+        moved = "'[" + _box("Car", 11.0, 20.0) + "," + _box("Person", 55.5, 41.5) + "]'"
+        result = f"(CASE (a.annotator_id + mti.item_id) % 3 WHEN 0 THEN {moved} ELSE {two_boxes} END)"
+        consensus = two_boxes
+    else:
+        data = f"{build_object}('text', 'review number ' || n || ': the delivery was fast and it works well')"
+        result = ("""(CASE (a.annotator_id + mti.item_id) % 3 WHEN 0 THEN '[{"from_name":"sentiment","""
+                  """"to_name":"text","type":"choices","value":{"choices":["Negative"]}}]' ELSE """
+                  """'[{"from_name":"sentiment","to_name":"text","type":"choices","value":{"choices":"""
+                  """["Positive"]}}]' END)""")
+        consensus = ("""'[{"from_name":"sentiment","to_name":"text","type":"choices","value":"""
+                     """{"choices":["Positive"]}}]'""")
+    cast = "::jsonb" if pg else ""
+    started = time.perf_counter()
+    statements = [
+        (f"INSERT INTO item (project_id, data, content_hash, is_gold, created_at) "
+         f"SELECT :p, {data}, n, false, {now} FROM {series}", {"n": items}),
+        (f"INSERT INTO micro_task (project_id, seq, is_qualification, overlap, status, taken, submitted, "
+         f"created_at, done_at) SELECT :p, n, false, :k, 'done', :k, :k, {now}, {now} FROM {series}",
+         {"n": tasks, "k": overlap}),
+        # Fresh statistics: those of an earlier project would make the joins below nested loops.
+        ("ANALYZE", {}),
+        ("INSERT INTO micro_task_item (micro_task_id, position, item_id) "
+         "SELECT mt.id, (it.content_hash - 1) % :per, it.id FROM item it JOIN micro_task mt "
+         "ON mt.project_id = :p AND mt.seq = (it.content_hash - 1) / :per + 1 WHERE it.project_id = :p",
+         {"per": PER_TASK}),
+        (f"INSERT INTO assignment (micro_task_id, annotator_id, project_id, status, leased_at, lease_expires_at, "
+         f"submitted_at, ended_at, active_seconds, with_predictions, decision) "
+         f"SELECT mt.id, :first + (mt.seq + slot.n) % :people, :p, 'submitted', {now}, {now}, {now}, {now}, "
+         f"35.0, false, 'approved' FROM micro_task mt CROSS JOIN {slots} WHERE mt.project_id = :p",
+         {"first": first, "people": ANNOTATORS, "k": overlap}),
+        (f"INSERT INTO annotation (assignment_id, item_id, result, seconds, had_prediction, accepted_prediction, "
+         f"created_at) SELECT a.id, mti.item_id, {result}{cast}, 3.5, false, false, {now} "
+         f"FROM assignment a JOIN micro_task_item mti ON mti.micro_task_id = a.micro_task_id "
+         f"WHERE a.project_id = :p", {}),
+        (f"INSERT INTO item_score (item_id, project_id, consensus, confidence, agreement, n_annotators, method, "
+         f"flagged, updated_at) SELECT id, :p, {consensus}{cast}, 0.67, 0.33, :k, 'majority_vote', false, {now} "
+         f"FROM item WHERE project_id = :p", {"k": overlap}),
+    ]
+    with db.engine.begin() as connection:
+        for sql, params in statements:
+            connection.execute(text(sql), {"p": project, **params})
+    with db.engine.begin() as connection:
+        connection.execute(text("ANALYZE"))
+        count = connection.execute(text("SELECT count(*) FROM annotation JOIN assignment "
+                                         "ON assignment.id = annotation.assignment_id "
+                                         "WHERE assignment.project_id = :p"), {"p": project}).scalar()
+    print(f"built a {kind} project: {items:,} items, {tasks:,} micro-tasks, {count:,} annotations in SQL "
+          f"in {time.perf_counter() - started:.1f} s ({db.engine.dialect.name})", flush=True)
+    return project, count
 
 
 def run_one(database: str, folder: Path, requester: int, project: int, fmt: str) -> dict:
@@ -123,13 +164,29 @@ def run_one(database: str, folder: Path, requester: int, project: int, fmt: str)
 
     app = make_app(database, folder)
     with app.app_context():
+        from label_studio_sdk.converter import Converter  # noqa: F401  (imported by any export: in the baseline)
+
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started, cpu = time.perf_counter(), time.process_time()
         download = exports.export_now(requester, project, fmt, exports.Filters())
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         size = download.path.stat().st_size
+        boxes = None
+        if fmt == "COCO":  # read back the boxes written, a line at a time (the file is one JSON document)
+            import zipfile
+
+            with zipfile.ZipFile(download.path) as archive, archive.open("result.json") as fh:
+                inside, boxes = False, 0
+                for line in fh:
+                    if line.startswith(b'"annotations": ['):
+                        inside = True
+                    elif inside and line.startswith(b"{"):
+                        boxes += 1
+                    elif inside and line.startswith(b"]"):
+                        break
         download.path.unlink()
-    return {"format": fmt, "seconds": seconds, "cpu_seconds": cpu, "bytes": size,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"format": fmt, "seconds": seconds, "cpu_seconds": cpu, "bytes": size, "boxes": boxes,
+            "baseline_mib": baseline, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
@@ -137,7 +194,7 @@ def main() -> None:
     parser.add_argument("--database", help="an empty database to use (default: SQLite in a temporary folder)")
     parser.add_argument("--annotations", type=int, default=1_000_000)
     parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--formats", default="JSON_MIN,CSV")
+    parser.add_argument("--formats", default="JSON_MIN,CSV,COCO")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -147,11 +204,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         folder = Path(tmp)
         database = args.database or f"sqlite:///{folder / 'bench.db'}"
-        requester, project, annotations = build(database, folder, args.annotations, args.overlap)
+        wanted = [f.strip().upper() for f in args.formats.split(",") if f.strip()]
+        kinds = sorted({"image" if f in IMAGE_FORMATS else "text" for f in wanted}, reverse=True)
+        built = build(database, folder, args.annotations, args.overlap, kinds)
         print(f"load average before the exports: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
         failed = False
-        for fmt in args.formats.split(","):
-            child = json.dumps([database, str(folder), requester, project, fmt.strip()])
+        for fmt in wanted:
+            requester, project, annotations = built["image" if fmt in IMAGE_FORMATS else "text"]
+            child = json.dumps([database, str(folder), requester, project, fmt])
             out = subprocess.run([sys.executable, __file__, "--child", child], capture_output=True, text=True)
             if out.returncode:
                 sys.exit(f"the {fmt} export failed:\n{out.stderr}")
@@ -159,10 +219,12 @@ def main() -> None:
             rate = annotations / figures["seconds"]
             ok = rate >= TARGET_RATE and figures["peak_mib"] < TARGET_MIB
             failed |= not ok
+            boxes = "" if figures["boxes"] is None else f" ({figures['boxes']:,} COCO boxes)"
             print(f"{figures['format']:>13}: {annotations:,} annotations in {figures['seconds']:.1f} s = "
                   f"{rate:,.0f} annotations/s ({annotations / figures['cpu_seconds']:,.0f}/s of CPU time), "
-                  f"{figures['bytes'] / 1e6:,.0f} MB written, peak memory "
-                  f"{figures['peak_mib']:.0f} MiB  [{'meets' if ok else 'MISSES'} >= {TARGET_RATE:,}/s, "
+                  f"{figures['bytes'] / 1e6:,.0f} MB written{boxes}, peak memory "
+                  f"{figures['peak_mib']:.0f} MiB ({figures['baseline_mib']:.0f} MiB before it began)  "
+                  f"[{'meets' if ok else 'MISSES'} >= {TARGET_RATE:,}/s, "
                   f"< {TARGET_MIB} MB]", flush=True)
         if failed:
             sys.exit(1)

@@ -10,11 +10,18 @@ micro-task" on the last one. Prints, over the micro-tasks after the warm-up:
   ready for input (painted), median and p95, and its parts: the submit
   request, the next request, and rendering in Label Studio; measured in the
   page (window.workbench.switches, performance.now());
-- the bytes the page transferred on its first load with an empty cache, and
-  on a reload (the browser revalidates static files: 304s).
+- the first load of the page with an empty browser cache, signed in: the
+  bytes transferred and the time from navigation start to the first item
+  shown in Label Studio, on loopback (the first visit after the server
+  started, which compresses the static files once, then a visit on the warm
+  server) and on an emulated link (--link, Mbit/s and round-trip ms, through
+  Chromium's network emulation; median of --loads loads);
+- a repeat visit (a new navigation with the browser cache warm: versioned
+  static files come from the cache without a request), on loopback and on
+  the emulated link, and a reload.
 
     .venv/bin/python bench/workbench.py
-    .venv/bin/python bench/workbench.py --micro-tasks 50 --items 5
+    .venv/bin/python bench/workbench.py --micro-tasks 50 --items 5 --link 10:40
     .venv/bin/python bench/workbench.py --database postgresql+psycopg://... --redis redis://...
 """
 from __future__ import annotations
@@ -26,7 +33,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path when run as a script)
@@ -91,32 +97,86 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def transferred(page) -> dict[str, int]:
-    """Bytes over the wire for the document and everything it loaded (Resource Timing)."""
+def transferred(page) -> dict[str, float]:
+    """Bytes over the wire for the document and everything it loaded (Resource
+    Timing), how many of them went to the server (a cache hit transfers 0
+    bytes), and when the first item was on screen."""
     return page.evaluate("""() => {
       const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];
-      const out = {total: 0, encoded: 0, count: entries.length, label_studio_js: 0};
+      const out = {total: 0, decoded: 0, count: entries.length, requests: 0, label_studio_js: 0,
+                   ready_ms: window.workbench.firstReadyAt};
       for (const e of entries) {
-        out.total += e.transferSize; out.encoded += e.encodedBodySize;
-        if (e.name.includes('label-studio') && e.name.endsWith('.js')) out.label_studio_js += e.transferSize;
+        out.total += e.transferSize; out.decoded += e.decodedBodySize;
+        if (e.transferSize > 0) out.requests += 1;
+        if (e.name.includes('label-studio') && e.name.includes('.js')) out.label_studio_js += e.transferSize;
       }
       return out;
     }""")
 
 
-def label(page, args, base: str, project_id: int) -> None:
+def load(context, url: str, link: tuple[float, float] | None = None) -> tuple[dict, object]:
+    """Open the page in `context` (over an emulated link if given); its figures once the first item is shown."""
+    page = context.new_page()
+    if link:
+        mbit, rtt = link
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": rtt,
+                                                      "downloadThroughput": mbit * 1e6 / 8,
+                                                      "uploadThroughput": mbit * 1e6 / 8})
+    page.goto(url)
+    page.wait_for_function("window.workbench && window.workbench.ready", timeout=120_000)
+    return transferred(page), page
+
+
+def first_loads(browser, url: str, signed_in: dict, args) -> dict[str, list[dict]]:
+    """First loads, each in a new context (an empty HTTP cache, the same signed-in cookie)."""
+    runs: dict[str, list[dict]] = {"cold server": [], "loopback": [], "link": [], "repeat": [], "reload": [],
+                                   "link repeat": []}
+    for n in range(args.loads + 1):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=signed_in)
+        figures, page = load(context, url)
+        runs["cold server" if n == 0 else "loopback"].append(figures)
+        if n >= 1:
+            page.goto(url)  # a repeat visit: a new navigation, the cache warm
+            page.wait_for_function("window.workbench && window.workbench.ready", timeout=30_000)
+            runs["repeat"].append(transferred(page))
+            page.reload()
+            page.wait_for_function("window.workbench && window.workbench.ready", timeout=30_000)
+            runs["reload"].append(transferred(page))
+        context.close()
+    for _ in range(args.loads):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=signed_in)
+        figures, page = load(context, url, args.link)
+        runs["link"].append(figures)
+        page.goto(url)  # the emulation holds for the page: a repeat visit over the same link
+        page.wait_for_function("window.workbench && window.workbench.ready", timeout=30_000)
+        runs["link repeat"].append(transferred(page))
+        context.close()
+    return runs
+
+
+def summary(runs: list[dict]) -> str:
+    kib = statistics.median(r["total"] for r in runs) / 1024
+    ready = statistics.median(r["ready_ms"] for r in runs)
+    first = runs[0]
+    return (f"{kib:7,.0f} KiB in {first['count']} responses ({first['requests']} from the server), "
+            f"first item shown at {ready:6,.0f} ms")
+
+
+def label(browser, args, base: str, project_id: int) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=email]", "annotator@bench.org")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/")
+    url = f"{base}/work?project={project_id}"
+    loads = first_loads(browser, url, context.storage_state(), args)
 
-    page.goto(f"{base}/work?project={project_id}")
+    page.goto(url)
     page.wait_for_function("window.workbench && window.workbench.ready", timeout=30_000)
-    first = transferred(page)
-    page.reload()
-    page.wait_for_function("window.workbench && window.workbench.ready", timeout=30_000)
-    again = transferred(page)
     page.evaluate("window.benchMarker = 'no page load since'")
 
     total = args.micro_tasks + WARM_UP
@@ -137,10 +197,19 @@ def label(page, args, base: str, project_id: int) -> None:
           f"(target: median <= 150 ms)")
     for name, words in (("submit", "submit request"), ("next", "next request"), ("render", "render in Label Studio")):
         print(f"  {words:<24} median {statistics.median(parts[name]):6.1f} ms   p95 {pct(parts[name], .95):6.1f} ms")
-    print(f"\nfirst load of /work, empty cache: {first['total'] / 1024:,.0f} KiB transferred in {first['count']} "
-          f"responses (Label Studio's main.js {first['label_studio_js'] / 1024:,.0f} KiB; no compression)")
-    print(f"reload, warm cache:               {again['total'] / 1024:,.0f} KiB transferred in {again['count']} "
-          "responses (static files revalidated)")
+    mbit, rtt = args.link
+    first = loads["loopback"][0]
+    print(f"\nfirst load of /work, empty browser cache, median of {args.loads} (the page's own "
+          f"{first['decoded'] / 1024:,.0f} KiB; Label Studio's main.js {first['label_studio_js'] / 1024:,.0f} KiB "
+          "over the wire):")
+    rows = [("  loopback, first visit after start", "cold server", " (compresses static files once)"),
+            ("  loopback", "loopback", ""),
+            (f"  {mbit:g} Mbit/s, {rtt:g} ms round trip", "link", " (Chromium's network emulation)"),
+            ("repeat visit, warm cache", "repeat", ""),
+            (f"  {mbit:g} Mbit/s, {rtt:g} ms round trip", "link repeat", ""),
+            ("reload, warm cache", "reload", "")]
+    for title, kind, note in rows:
+        print(f"{title:<36} {summary(loads[kind])}{note}")
 
 
 def main() -> None:
@@ -151,7 +220,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10, help="items per micro-task")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--loads", type=int, default=3, help="first loads measured per kind (median printed)")
+    parser.add_argument("--link", default="10:40", help="emulated link for a first load: Mbit/s:round-trip ms")
     args = parser.parse_args()
+    mbit, _, rtt = args.link.partition(":")
+    args.link = (float(mbit), float(rtt or 0))
     if not Path(CHROMIUM).exists():
         sys.exit(f"no chromium at {CHROMIUM}: install Debian's chromium package")
     from playwright.sync_api import sync_playwright
@@ -165,11 +238,10 @@ def main() -> None:
                   f"{args.threads} threads, Chromium at {CHROMIUM}; {os.cpu_count()} cores")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-                label(page, args, f"http://127.0.0.1:{port}", project_id)
+                label(browser, args, f"http://127.0.0.1:{port}", project_id)
                 browser.close()
     print("\nreproduce: .venv/bin/python bench/workbench.py --micro-tasks "
-          f"{args.micro_tasks} --items {args.items}")
+          f"{args.micro_tasks} --items {args.items} --link {args.link[0]:g}:{args.link[1]:g}")
 
 
 if __name__ == "__main__":

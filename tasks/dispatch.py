@@ -6,7 +6,9 @@ the size of a project:
 
     d:ready                  present once the state is loaded (gone after a Redis restart)
     d:live                   ZSET of live project ids, best priority first
-    d:p:{pid}                HASH lease (seconds), qual (micro-task id or 0), need_qual (0/1)
+    d:p:{pid}                HASH lease (seconds), qual (micro-task id or 0), need_qual (0/1), cap,
+                             prio (priority), rate (minor units an hour at the usual pace),
+                             kind (config kind), kskill (the platform's skill for that kind, or 0)
     d:p:{pid}:q              ZSET of open micro-tasks with a free slot, scored
                              STARTED + seq for never-handed-out ones, seq otherwise
                              (started ones first, then age)
@@ -21,10 +23,14 @@ the size of a project:
     d:p:{pid}:took           HASH annotator -> live and submitted micro-tasks (for the share cap)
     d:a:{a}:out|langs        SETs of the annotator's opted-out categories and declared languages
     d:a:{a}:skills           HASH skill id -> level
+    d:a:{a}:speed            HASH config kind -> the annotator's pace in basis points of the usual (10000)
 
 Eligibility (profile, skills, the project's filters and its cap) is checked
 inside the same script that takes the slot, so no change of profile or
-skill can race a hand-out.
+skill can race a hand-out. Without a project, the script orders the projects
+open to the annotator as `annotate.scoring.matching.order_key` does (priority,
+ready before a qualification test, expected hourly rate = rate * 10000 / pace,
+skill margin, id), from the values above: a few hash reads per live project.
 
 SQL stays the system of record: callers change SQL first and Redis after,
 except when taking a slot, where the SQL write that follows is guarded
@@ -68,7 +74,8 @@ else
   projects = redis.call('ZRANGE', 'd:live', 0, -1)
 end
 
-local function eligible(pid)
+-- The annotator's profile lets them see the project (content opted out of, languages).
+local function welcome(pid)
   local p = 'd:p:' .. pid
   local me = 'd:a:' .. a
   for _, c in ipairs(redis.call('SMEMBERS', p .. ':cats')) do
@@ -77,13 +84,40 @@ local function eligible(pid)
   for _, l in ipairs(redis.call('SMEMBERS', p .. ':langs')) do
     if redis.call('SISMEMBER', me .. ':langs', l) == 0 then return false end
   end
+  return true
+end
+
+-- Their skill levels and share of the work let them take regular work. The
+-- qualification micro-task skips this: passing it is how the skill is granted.
+local function qualified(pid)
+  local p = 'd:p:' .. pid
+  local me = 'd:a:' .. a
   local skills = redis.call('HGETALL', p .. ':skills')
   for i = 1, #skills, 2 do
-    if tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '-1') < tonumber(skills[i + 1]) then return false end
+    if tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '0') < tonumber(skills[i + 1]) then return false end
   end
   local cap = tonumber(redis.call('HGET', p, 'cap') or '0')
   if cap > 0 and tonumber(redis.call('HGET', p .. ':took', a) or '0') >= cap then return false end
   return true
+end
+
+-- How far above the project's minimums the annotator is in their weakest skill it uses
+-- (annotate.scoring.matching.margin); the platform's skill for its kind counts with minimum 0.
+local function margin(pid, kskill)
+  local me = 'd:a:' .. a
+  local skills = redis.call('HGETALL', 'd:p:' .. pid .. ':skills')
+  local low = nil
+  local seen_kind = false
+  for i = 1, #skills, 2 do
+    local m = tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '0') - tonumber(skills[i + 1])
+    if low == nil or m < low then low = m end
+    if skills[i] == kskill then seen_kind = true end
+  end
+  if kskill and kskill ~= '0' and not seen_kind then
+    local m = tonumber(redis.call('HGET', me .. ':skills', kskill) or '0')
+    if low == nil or m < low then low = m end
+  end
+  return low or 0
 end
 
 local function take(pid, mt, qual)
@@ -104,34 +138,74 @@ local function take(pid, mt, qual)
   return {'new', pid, mt, tostring(exp)}
 end
 
--- Which projects this annotator may take regular work from; a qualification
--- micro-task they have not had yet comes before anything else.
-local open = {}
-for _, pid in ipairs(projects) do
+-- One project asked for: its qualification micro-task they have not had comes first.
+if want ~= '0' then
+  local pid = want
   local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual')
-  if not eligible(pid) then
-    -- the annotator's profile, skills or share of the work keep them out
-  elseif cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+  if not welcome(pid) then return {'none'} end
+  if cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
     local qual = cfg[2]
     if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
       return take(pid, qual, 1)
     end
-  else
-    table.insert(open, pid)
+    return {'none'}
   end
-end
-
--- Started micro-tasks first, so items finish sooner...
-for _, pid in ipairs(open) do
+  if not qualified(pid) then return {'none'} end
+  -- Started micro-tasks first, so items finish sooner, then the oldest one nobody has had.
   local started = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
   for _, mt in ipairs(started) do
     if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(pid, mt, 0) end
   end
-end
--- ...then the oldest one nobody has had, which anyone may take.
-for _, pid in ipairs(open) do
   local fresh = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', STARTED, '+inf', 'LIMIT', 0, 1)
   if fresh[1] then return take(pid, fresh[1], 0) end
+  return {'none'}
+end
+
+-- Any project: those open to the annotator, in the order of annotate.scoring.matching.order_key
+-- (priority desc, ready before a qualification test, expected rate desc, skill margin desc, id asc).
+local speeds = 'd:a:' .. a .. ':speed'
+local open = {}
+for _, pid in ipairs(projects) do
+  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual', 'prio', 'rate', 'kind', 'kskill')
+  local entry = nil
+  if not welcome(pid) then
+    -- the annotator's profile keeps them out
+  elseif cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+    local qual = cfg[2]
+    if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
+      entry = {pid = pid, test = 1, qual = qual, margin = margin(pid, cfg[6])}
+    end
+  elseif qualified(pid) then
+    entry = {pid = pid, test = 0, margin = margin(pid, cfg[6])}
+  end
+  if entry then
+    local speed = tonumber((cfg[5] and redis.call('HGET', speeds, cfg[5])) or '10000')
+    if speed <= 0 then speed = 10000 end
+    entry.id = tonumber(pid)
+    entry.prio = tonumber(cfg[3] or '0')
+    entry.rate = math.floor(tonumber(cfg[4] or '0') * 10000 / speed)
+    table.insert(open, entry)
+  end
+end
+table.sort(open, function(x, y)
+  if x.prio ~= y.prio then return x.prio > y.prio end
+  if x.test ~= y.test then return x.test < y.test end
+  if x.rate ~= y.rate then return x.rate > y.rate end
+  if x.margin ~= y.margin then return x.margin > y.margin end
+  return x.id < y.id
+end)
+
+-- The first project in that order with work for them: its qualification test, or a started
+-- micro-task (so items finish sooner), or the oldest one nobody has had.
+for _, e in ipairs(open) do
+  if e.test == 1 then return take(e.pid, e.qual, 1) end
+  local q = 'd:p:' .. e.pid .. ':q'
+  local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
+  for _, mt in ipairs(started) do
+    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
+  end
+  local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
+  if fresh[1] then return take(e.pid, fresh[1], 0) end
 end
 return {'none'}
 """
@@ -207,6 +281,9 @@ class ProjectState:
     skills: tuple[tuple[int, int], ...] = ()  # (skill id, minimum level)
     cap: int = 0  # most micro-tasks one annotator may hold or have submitted; 0 = no cap
     took: tuple[tuple[int, int], ...] = ()  # (annotator, micro-tasks held or submitted)
+    config_kind: str = ""
+    rate: int = 0  # minor units an hour at the usual pace (annotate.scoring.matching.project_rate)
+    kind_skill: int = 0  # the platform's skill for config_kind, 0 if there is none
 
 
 @dataclass(frozen=True)
@@ -215,6 +292,7 @@ class AnnotatorState:
     languages: tuple[str, ...] = ()
     opted_out: tuple[str, ...] = ()
     skills: tuple[tuple[int, int], ...] = ()  # (skill id, level)
+    speeds: tuple[tuple[str, int], ...] = ()  # (config kind, pace in basis points; 10000 is the usual)
 
 
 @dataclass(frozen=True)
@@ -300,7 +378,8 @@ class Dispatch:
         with self.r.pipeline() as pipe:
             pipe.hset(key, mapping={
                 "lease": project.lease_seconds, "need_qual": int(project.needs_qualification),
-                "qual": project.qualification_micro_task or 0, "cap": project.cap})
+                "qual": project.qualification_micro_task or 0, "cap": project.cap, "prio": project.priority,
+                "rate": project.rate, "kind": project.config_kind, "kskill": project.kind_skill})
             if project.qualified:
                 pipe.sadd(f"{key}:ok", *project.qualified)
             pipe.delete(f"{key}:cats", f"{key}:langs", f"{key}:skills")
@@ -313,6 +392,23 @@ class Dispatch:
             if project.took:
                 pipe.hset(f"{key}:took", mapping=dict(project.took))
             pipe.zadd("d:live", {project.id: _live_score(project.priority, project.id)})
+            pipe.execute()
+
+    def set_rates(self, rates: dict[int, int]) -> None:
+        """Projects' hourly rates at the usual pace, refreshed after scoring."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for project_id, rate in rates.items():
+                # A stopped project keeps its hash but is not in d:live: the rate is then unused.
+                pipe.hset(f"d:p:{project_id}", "rate", rate)
+            pipe.execute()
+
+    def set_speeds(self, speeds: dict[int, tuple[tuple[str, int], ...]]) -> None:
+        """Annotators' pace per config kind, refreshed when their work is scored."""
+        with self.r.pipeline() as pipe:
+            for annotator_id, kinds in speeds.items():
+                pipe.delete(f"d:a:{annotator_id}:speed")
+                if kinds:
+                    pipe.hset(f"d:a:{annotator_id}:speed", mapping=dict(kinds))
             pipe.execute()
 
     def stop_project(self, project_id: int) -> None:
@@ -355,15 +451,24 @@ class Dispatch:
 
     def set_annotator(self, annotator: AnnotatorState) -> None:
         """What matching knows of an annotator: their profile and skill levels."""
-        key = f"d:a:{annotator.id}"
+        self.set_annotators([annotator])
+
+    def set_annotators(self, annotators: Iterable[AnnotatorState]) -> None:
+        """`set_annotator` for many, in pipelines of a few thousand (one round trip each)."""
         with self.r.pipeline() as pipe:
-            pipe.delete(f"{key}:out", f"{key}:langs", f"{key}:skills")
-            if annotator.opted_out:
-                pipe.sadd(f"{key}:out", *annotator.opted_out)
-            if annotator.languages:
-                pipe.sadd(f"{key}:langs", *annotator.languages)
-            if annotator.skills:
-                pipe.hset(f"{key}:skills", mapping=dict(annotator.skills))
+            for count, annotator in enumerate(annotators, start=1):
+                key = f"d:a:{annotator.id}"
+                pipe.delete(f"{key}:out", f"{key}:langs", f"{key}:skills", f"{key}:speed")
+                if annotator.speeds:
+                    pipe.hset(f"{key}:speed", mapping=dict(annotator.speeds))
+                if annotator.opted_out:
+                    pipe.sadd(f"{key}:out", *annotator.opted_out)
+                if annotator.languages:
+                    pipe.sadd(f"{key}:langs", *annotator.languages)
+                if annotator.skills:
+                    pipe.hset(f"{key}:skills", mapping=dict(annotator.skills))
+                if count % 2000 == 0:
+                    pipe.execute()
             pipe.execute()
 
     def qualify(self, project_id: int, annotator_id: int) -> None:
@@ -398,8 +503,7 @@ class Dispatch:
     def load(self, projects: Iterable[ProjectState], micro_tasks: Iterable[MicroTaskState],
              leases: Iterable[LeaseState], blocked: Iterable[int], annotators: Iterable[AnnotatorState] = ()) -> None:
         """Load a whole state read from SQL, then mark it ready."""
-        for annotator in annotators:
-            self.set_annotator(annotator)
+        self.set_annotators(annotators)
         for project in projects:
             self.set_project(project)
         self.add_micro_tasks(micro_tasks)

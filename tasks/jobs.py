@@ -27,10 +27,11 @@ def run_import(job_id: int) -> None:
 
 
 def split_project(job_id: int) -> None:
-    from annotate.services import work
+    from annotate.services import assist, work
 
     with app().app_context():
-        work.split_project(job_id)
+        project_id = work.split_project(job_id)
+        assist.after_split(project_id)
 
 
 def reclaim_expired_leases() -> int:
@@ -41,25 +42,34 @@ def reclaim_expired_leases() -> int:
 
 
 def score_micro_task(micro_task_id: int) -> None:
-    from annotate.services import scoring
+    from annotate.queue import enqueue
+    from annotate.services import assist, scoring, work
 
     with app().app_context():
         scoring.score_micro_task(micro_task_id)
+        work.apply_dynamic_overlap(micro_task_id)
+        work.refresh_matching(micro_task_id)  # the project's rate and its annotators' pace, for matching
+        assist.after_scoring(micro_task_id)
+        enqueue("tasks.skills.recompute_micro_task_levels", micro_task_id, job_id=f"skills-{micro_task_id}")
 
 
 def reestimate_project(project_id: int) -> None:
+    from annotate.queue import enqueue
     from annotate.services import scoring
 
     with app().app_context():
         scoring.reestimate_project(project_id)
+        # New quality estimates are new evidence for the skills the project uses.
+        enqueue("tasks.skills.recompute_project_levels", project_id, job_id=f"skills-project-{project_id}")
 
 
 def reestimate_live_projects() -> int:
     """Dawid-Skene over every live project's answers, one background job each."""
     from annotate.queue import enqueue
-    from annotate.services import scoring
+    from annotate.services import scoring, work
 
     with app().app_context():
+        work.refresh_matching()  # every live project's rate and every annotator's pace
         project_ids = scoring.live_project_ids()
         for project_id in project_ids:
             enqueue("tasks.jobs.reestimate_project", project_id, job_id=f"reestimate-{project_id}")

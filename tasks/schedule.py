@@ -17,6 +17,8 @@ SCHEDULES: list[tuple[str, int, str]] = [
     ("tasks.jobs.approve_overdue", 600, "default"),
     # Projects whose measured hourly pay fell below the floor top everyone up.
     ("tasks.jobs.fair_pay_top_ups", 3600, "default"),
+    # Assisted projects: ML backends predict new items, built-in models retrain when due.
+    ("tasks.assist.refresh_assisted_projects", 120, "default"),
     # Export files past EXPORT_TTL_SECONDS are removed.
     ("tasks.exports.expire_exports", 3600, "default"),
 ]

@@ -9,12 +9,18 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from hypothesis import settings
 from sqlalchemy import text
 
 from annotate import create_app
 from annotate.extensions import make_engine, start_embedded_redis
 from annotate.models import Base
 from annotate.services import accounts
+
+# Speed is measured by bench/, not by tests: no per-example deadline, which a
+# shared CI machine would trip at random.
+settings.register_profile("annotate", deadline=None)
+settings.load_profile("annotate")
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None

@@ -1,6 +1,6 @@
 """The SQLAlchemy models, one module per concept; imported here so the
 metadata is complete wherever `annotate.models` is imported."""
-from .assist import AssistModel, Prediction
+from .assist import AssistModel, MLBackend, Prediction
 from .audit import AuditEntry
 from .base import Base, utcnow
 from .item import GoldAnswer, Item
@@ -14,7 +14,7 @@ from .user import ApiToken, Profile, User
 from .work import Annotation, Appeal, Assignment, MicroTask, MicroTaskItem
 
 __all__ = [
-    "Annotation", "ApiToken", "Appeal", "AssistModel", "Assignment", "AssignmentScore",
+    "Annotation", "ApiToken", "Appeal", "AssistModel", "Assignment", "AssignmentScore", "MLBackend",
     "AnnotatorScore", "AuditEntry", "BackgroundJob", "Base", "ContentCategory", "GoldAnswer",
     "Item", "ItemScore", "LedgerEntry", "Membership", "MicroTask", "MicroTaskItem",
     "PayrollRun", "Prediction", "Profile", "Project", "ProjectScore", "ProjectSkill",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -38,3 +38,19 @@ class Prediction(Base):
     score: Mapped[float | None]
     model_version: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class MLBackend(Base):
+    """An ML backend URL an operator allowed: projects may only call these (no server-side request forgery)."""
+
+    __tablename__ = "ml_backend"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    url: Mapped[str] = mapped_column(String(500), unique=True)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The last health check: when it answered, and what went wrong if it did not.
+    checked_at: Mapped[dt.datetime | None]
+    last_ok_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -70,6 +70,10 @@ class Project(Base):
     assist: Mapped[str] = mapped_column(String(16), default="none")
     ml_backend_url: Mapped[str | None] = mapped_column(String(500))
     unassisted_share: Mapped[float] = mapped_column(default=0.1)
+    # The built-in learner retrains once the consensus labels grew by this share.
+    retrain_growth: Mapped[float] = mapped_column(default=0.2)
+    # Why the last call to the project's ML backend failed; None while it answers.
+    assist_error: Mapped[str | None] = mapped_column(Text)
     queue_order: Mapped[str] = mapped_column(String(16), default="default")
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -5,8 +5,9 @@ and labeling page.
   ISO week (UTC). Pending is submitted work whose decision is pending
   (count x its pay, no ledger entry yet); approved and paid come from the
   ledger: an entry is paid when its payroll run is paid, approved otherwise.
-- `open_projects`: the live projects, each with its pay, estimated hourly
-  rate, work left and qualification status for this annotator, ordered by fit.
+- `open_projects`: the live projects open to this annotator in the order
+  matching hands out work, each with why (skills and levels, estimated
+  hourly rate for them, work left), and those closed to them with the rule.
 - `project_for_annotator`: what the labeling page needs to show one project.
 
 Money stays integer minor units with its currency; views format it.
@@ -22,15 +23,13 @@ from sqlalchemy import func, select
 
 from .. import labelconfig
 from ..extensions import db
-from ..models import (AnnotatorScore, Assignment, AssignmentScore, LedgerEntry, MicroTask, PayrollRun, Project,
-                      User)
-from ..scoring import pay as pay_rules
+from ..models import (Assignment, AssignmentScore, LedgerEntry, MicroTask, PayrollRun, Profile, Project,
+                      ProjectSkill, Skill, SkillLevel, User)
+from ..scoring import matching
+from . import work
 from .errors import NotFound
 
 STATES = ("pending", "approved", "paid")
-# Quality assumed where the annotator has none on a config kind: the Beta prior
-# mean of annotate.scoring.quality's gold score (2 right in 4).
-UNKNOWN_QUALITY = 0.5
 
 
 def iso_week(moment: dt.datetime) -> str:
@@ -129,52 +128,36 @@ def _qualification_status(session, annotator_id: int, project_ids: list[int]) ->
     return out
 
 
-def _similar_quality(session, annotator_id: int) -> dict[str, float]:
-    """The annotator's quality per config kind, weighted by the items behind each project's score."""
-    rows = session.execute(
-        select(Project.config_kind, AnnotatorScore.quality, AnnotatorScore.n_items)
-        .join(Project, Project.id == AnnotatorScore.project_id)
-        .where(AnnotatorScore.annotator_id == annotator_id))
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for kind, quality, n_items in rows:
-        weight = max(n_items, 1)
-        sums[kind][0] += quality * weight
-        sums[kind][1] += weight
-    return {kind: total / weight for kind, (total, weight) in sums.items()}
+def _skill_view(session, annotator_id: int, projects: list[Project]):
+    """The annotator's levels, the skills' names, each project's minimums and the platform's skill per kind."""
+    levels = dict(session.execute(select(SkillLevel.skill_id, SkillLevel.level)
+                                  .where(SkillLevel.annotator_id == annotator_id)).all())
+    minimums: dict[int, dict[int, int]] = defaultdict(dict)
+    for project_id, skill_id, minimum in session.execute(
+            select(ProjectSkill.project_id, ProjectSkill.skill_id, ProjectSkill.min_level)
+            .where(ProjectSkill.project_id.in_([p.id for p in projects]))):
+        minimums[project_id][skill_id] = minimum
+    names = dict(session.execute(select(Skill.id, Skill.name)).all())
+    return levels, minimums, names, work.kind_skills()
 
 
-def _rates(session, annotator_id: int, projects: list[Project]) -> dict[int, dict[str, Any]]:
-    """Estimated hourly rate per project: from the annotator's median active
-    time on its submitted (non-qualification) work, else the requester's estimate."""
-    seconds: dict[int, list[float]] = defaultdict(list)
-    for project_id, active in session.execute(
-            select(Assignment.project_id, Assignment.active_seconds)
-            .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
-            .where(Assignment.annotator_id == annotator_id, Assignment.status == "submitted",
-                   Assignment.project_id.in_([p.id for p in projects]), MicroTask.is_qualification.is_(False))):
-        if active > 0:
-            seconds[project_id].append(active)
-    out = {}
-    for p in projects:
-        if seconds[p.id]:
-            median = max(1, pay_rules.median_seconds(seconds[p.id]))
-            out[p.id] = {"rate": pay_rules.hourly_rate(p.pay_per_micro_task, median), "seconds": median,
-                         "basis": "yours", "n": len(seconds[p.id])}
-        elif p.estimated_seconds_per_micro_task:
-            out[p.id] = {"rate": pay_rules.hourly_rate(p.pay_per_micro_task, p.estimated_seconds_per_micro_task),
-                         "seconds": p.estimated_seconds_per_micro_task, "basis": "estimate", "n": 0}
-        else:
-            out[p.id] = {"rate": None, "seconds": None, "basis": None, "n": 0}
-    return out
+def _took(session, annotator_id: int, project_ids: list[int]) -> dict[int, int]:
+    """Regular micro-tasks the annotator holds or submitted, per project (what the share cap counts)."""
+    return dict(session.execute(
+        select(Assignment.project_id, func.count(Assignment.id)).join(MicroTask)
+        .where(Assignment.annotator_id == annotator_id, Assignment.project_id.in_(project_ids),
+               MicroTask.is_qualification.is_(False), Assignment.status.in_(("leased", "submitted")))
+        .group_by(Assignment.project_id)).all())
 
 
 def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
-    """Live projects for this annotator, ordered by fit: ready to work (no
-    qualification needed, or passed) first, then qualifications to take; within
-    each, their quality on projects of the same config kind, then pay per hour.
+    """Live projects for this annotator, in the order `POST /api/work/next` without a project
+    hands out work (`annotate.scoring.matching.order_key`: priority, ready before a
+    qualification test, expected hourly rate at their pace, skill margin), each with why:
+    the skills it uses and their level in each, the rate and where it comes from, the work left.
 
-    Returns `open` (projects with work left for them) and `closed` (a failed
-    qualification: the queue gives them nothing there).
+    Returns `open` (projects with work left for them) and `closed` (each with the rules
+    that close it to them and how to qualify).
     """
     session = db.session
     projects = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
@@ -182,6 +165,10 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
         session.rollback()
         return {"open": [], "closed": []}
     ids = [p.id for p in projects]
+    user = session.get(User, annotator_id)
+    profile = session.get(Profile, annotator_id)
+    languages = work.declared_languages(profile)
+    opted_out = list(profile.opted_out_categories or ()) if profile is not None else []
     had = select(Assignment.micro_task_id).where(Assignment.annotator_id == annotator_id)
     left = dict(session.execute(
         select(MicroTask.project_id, func.count(MicroTask.id))
@@ -189,34 +176,56 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
                MicroTask.taken < MicroTask.overlap, MicroTask.id.not_in(had))
         .group_by(MicroTask.project_id)).all())
     qualification = _qualification_status(session, annotator_id, ids)
-    similar = _similar_quality(session, annotator_id)
-    rates = _rates(session, annotator_id, projects)
+    levels, minimums, names, kind_skills = _skill_view(session, annotator_id, projects)
+    refs = work.references(projects)
+    paces = work.speeds([annotator_id]).get(annotator_id, {})
+    took = _took(session, annotator_id, ids)
+    caps = {p.id: work.share_cap(p) for p in projects}
     session.rollback()
 
     opened, closed = [], []
     for p in projects:
-        if p.requires_qualification:
-            q = qualification.get(p.id, {"status": "to_take"})
-        else:
-            q = {"status": "not_needed"}
+        q = qualification.get(p.id, {"status": "to_take"}) if p.requires_qualification else {"status": "not_needed"}
+        ref = refs[p.id]
+        pace, n_yours = paces.get(p.config_kind, (matching.BP, 0))
+        kind_skill = kind_skills.get(p.config_kind, 0)
+        used = dict(minimums.get(p.id, {}))
+        if kind_skill and kind_skill not in used:
+            used[kind_skill] = 0
         row = {
             "project_id": p.id, "title": p.title, "description": p.description, "config_kind": p.config_kind,
             "pay": p.pay_per_micro_task, "qualification_pay": p.qualification_pay, "currency": p.currency,
             "items_per_micro_task": p.items_per_micro_task, "work_left": int(left.get(p.id, 0)),
-            "qualification": q, "similar_quality": similar.get(p.config_kind), **{
-                f"rate_{k}": v for k, v in rates[p.id].items()},
+            "qualification": q, "priority": p.priority,
+            "rate": matching.expected_rate(matching.project_rate(p.pay_per_micro_task, ref), pace) if ref.seconds
+            else None,
+            "rate_seconds": matching.expected_seconds(ref.seconds, pace),
+            "rate_basis": ("yours" if n_yours else ref.basis) if ref.seconds else None,
+            "rate_n": n_yours or ref.n, "pace": pace,
+            "skills": [{"skill_id": s, "name": names.get(s, f"skill {s}"), "level": levels.get(s, 0),
+                        "min_level": m, "platform": s == kind_skill}
+                       for s, m in sorted(used.items(), key=lambda sm: (names.get(sm[0], ""), sm[0]))],
+            "margin": matching.margin(minimums.get(p.id, {}), levels, kind_skill),
         }
-        if q["status"] == "failed":
+        failed = q["status"] == "failed"
+        # A qualification to take skips skill minimums and the cap: passing it is how the skill is granted.
+        test_first = q["status"] in ("to_take", "in_progress")
+        row["closed_by"] = matching.closed_by(
+            blocked=user is not None and user.blocked_at is not None,
+            blocked_reason=user.blocked_reason if user is not None else None,
+            categories=p.content_categories or (), opted_out=opted_out,
+            required_languages=p.required_languages or (), languages=languages,
+            minimums={} if test_first else minimums.get(p.id, {}), levels=levels, skill_names=names,
+            cap=0 if test_first else caps[p.id], took=took.get(p.id, 0),
+            qualification_failed=(f"{q['right']} of {q['total']} right, needed {q['rule']}" if failed else None))
+        row["needs_test"] = test_first
+        if row["closed_by"]:
             closed.append(row)
         elif row["work_left"] > 0:
             opened.append(row)
 
-    def fit(row: dict[str, Any]) -> tuple:
-        ready = row["qualification"]["status"] in ("not_needed", "passed")
-        quality = row["similar_quality"] if row["similar_quality"] is not None else UNKNOWN_QUALITY
-        return (not ready, -quality, -(row["rate_rate"] or 0), row["project_id"])
-
-    opened.sort(key=fit)
+    opened.sort(key=lambda r: matching.order_key(r["priority"], r["needs_test"], r["rate"] or 0, r["margin"],
+                                                 r["project_id"]))
     return {"open": opened, "closed": closed}
 
 

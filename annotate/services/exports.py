@@ -9,6 +9,17 @@ under EXPORT_ROOT until EXPORT_TTL_SECONDS have passed (`expire_exports`
 removes it). `export_now` writes the same file before answering, for Label
 Studio's synchronous export endpoint.
 
+Background exports are Label Studio's export snapshots to its SDK:
+`export_json` gives its fields (status in its words: created, in_progress,
+completed, failed; `md5`, `counters`, `converted_formats`) beside ours.
+`convert_export` is Label Studio's /convert: a conversion is an export of
+its own in another format (a `BackgroundJob` whose params name its
+`parent`), with the parent's filters, read from the project when it runs,
+listed under the parent and downloaded through it. `delete_export` removes
+an export, its conversions and their files. `label_studio_filters` reads
+Label Studio's filter options and refuses, in words, the ones we cannot
+honour.
+
 What goes in:
 - every item, or only those that pass the filters: only items of finished
   micro-tasks, only approved work, only a consensus at or above a confidence
@@ -26,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import logging
 import os
 import secrets
@@ -34,7 +46,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from flask import current_app
 from sqlalchemy import String, Text, cast, func, or_, select, text, type_coerce, update
@@ -334,15 +346,17 @@ class _Reader:
         return found
 
     def _consensus(self, first: int, last: int) -> dict[int, list]:
+        # Parsed once per distinct text, as the annotations are: the label sets only read them.
         found: dict[int, list] = {}
-        for item_id, result in self.session.execute(
-                select(ItemScore.item_id, _raw(ItemScore.consensus)).where(
+        connection, parse = self.session.connection(), self._result
+        for item_id, result in connection.execute(
+                select(ItemScore.item_id, self._json_text(ItemScore.consensus)).where(
                     ItemScore.project_id == self.project.id, ItemScore.item_id >= first, ItemScore.item_id <= last)):
-            found[item_id] = _json(result)
-        for item_id, result in self.session.execute(
-                select(GoldAnswer.item_id, _raw(GoldAnswer.result)).join(Item, Item.id == GoldAnswer.item_id).where(
-                    Item.project_id == self.project.id, GoldAnswer.item_id >= first, GoldAnswer.item_id <= last)):
-            found[item_id] = _json(result)
+            found[item_id] = parse(result)
+        for item_id, result in connection.execute(
+                select(GoldAnswer.item_id, self._json_text(GoldAnswer.result)).join(Item, Item.id == GoldAnswer.item_id)
+                .where(Item.project_id == self.project.id, GoldAnswer.item_id >= first, GoldAnswer.item_id <= last)):
+            found[item_id] = parse(result)
         return found
 
     def tasks(self) -> Iterator[dict[str, Any]]:
@@ -501,20 +515,139 @@ def download_name(project_id: int, fmt: Format, export_id: int | None = None) ->
 
 # --- background exports -----------------------------------------------------------------------
 
+# A background job's status in Label Studio's words, which its SDK polls for ("completed").
+LABEL_STUDIO_STATUS = {"queued": "created", "running": "in_progress", "finished": "completed", "failed": "failed"}
+_ONLY_OR_EXCLUDE = (None, "only", "exclude")
+
+
+def label_studio_filters(task_options: Any, annotation_options: Any) -> dict[str, Any]:
+    """Our filter values for Label Studio's `task_filter_options` and
+    `annotation_filter_options` (as label-studio-sdk's `exports.create` sends
+    them); Invalid names an option we cannot honour instead of ignoring it."""
+    values: dict[str, Any] = {}
+    for name, options in (("task_filter_options", task_options), ("annotation_filter_options", annotation_options)):
+        if options is not None and not isinstance(options, dict):
+            raise Invalid(f"{name} must be an object", field=name)
+    task_options, annotation_options = task_options or {}, annotation_options or {}
+    for key in ("annotated", "finished", "skipped", "reviewed"):
+        if task_options.get(key) not in _ONLY_OR_EXCLUDE:
+            raise Invalid(f"task_filter_options.{key} must be only, exclude or null, not {task_options[key]!r}",
+                          field=f"task_filter_options.{key}")
+    if task_options.get("view") is not None:
+        raise Invalid("task_filter_options.view names a Data Manager tab, which we do not have: "
+                      "choose items with ids instead", field="task_filter_options.view")
+    if task_options.get("annotated") == "exclude" or task_options.get("finished") == "exclude":
+        key = "annotated" if task_options.get("annotated") == "exclude" else "finished"
+        raise Invalid(f"task_filter_options.{key}=exclude is not offered: an export holds labelled work",
+                      field=f"task_filter_options.{key}")
+    if task_options.get("skipped") == "only":
+        raise Invalid("task_filter_options.skipped=only would export nothing: a skipped micro-task leaves no "
+                      "annotation here", field="task_filter_options.skipped")
+    if task_options.get("reviewed") is not None:
+        raise Invalid("task_filter_options.reviewed is not offered: use only_approved for approved work",
+                      field="task_filter_options.reviewed")
+    if task_options.get("only_with_annotations") or task_options.get("annotated") == "only":
+        values["annotated_only"] = True
+    if task_options.get("finished") == "only":
+        values["only_finished"] = True
+    # Every annotation of ours is a usual one (neither skipped nor ground truth), so only a
+    # choice that leaves the usual ones out changes anything, and it would leave nothing.
+    if annotation_options.get("reviewed") is not None:
+        raise Invalid("annotation_filter_options.reviewed is not offered: use only_approved for approved work",
+                      field="annotation_filter_options.reviewed")
+    if annotation_options.get("usual") is False and (annotation_options.get("ground_truth")
+                                                     or annotation_options.get("skipped")):
+        raise Invalid("annotation_filter_options asks for ground-truth or skipped annotations only; every "
+                      "annotation here is a usual one", field="annotation_filter_options")
+    return values
+
+
+def default_title(project: Project, moment: dt.datetime) -> str:
+    """Label Studio's title for an export: the project's title, then when."""
+    return f"{project.title.replace(' ', '-')}-at-{moment:%Y-%m-%d-%H-%M}"
+
+
+def _queue_export(session, user_id: int, project: Project, fmt: Format, filters: Filters, *, with_images: bool,
+                  title: str, parent: int | None = None) -> tuple[int, str]:
+    rq_id = f"export-{uuid.uuid4().hex}"
+    params: dict[str, Any] = {"format": fmt.name, "filters": filters.as_params(),
+                              "with_images": bool(with_images and fmt.archive), "title": title}
+    if parent is not None:
+        params["parent"] = parent
+    job = BackgroundJob(rq_id=rq_id, kind="export", project_id=project.id, user_id=user_id, params=params)
+    session.add(job)
+    session.flush()
+    return job.id, rq_id
+
 
 def start_export(user_id: int, project_id: int, format_name: Any, filters: Filters, *,
-                 with_images: bool = True) -> int:
-    """Record an export and queue it; return its id."""
-    rq_id = f"export-{uuid.uuid4().hex}"
+                 with_images: bool = True, title: str | None = None, conversions: Sequence[Any] = ()) -> int:
+    """Record an export, and its conversions to other formats if asked (see
+    `convert_export`), and queue them; return the export's id."""
+    if title is not None and (not isinstance(title, str) or len(title) > 2048):
+        raise Invalid("title must be text of at most 2048 characters", field="title")
     with db.transaction() as session:
         project = projects.visible_project(session, session.get(User, user_id), project_id)
         fmt = _offered(project, format_name)
-        job = BackgroundJob(rq_id=rq_id, kind="export", project_id=project_id, user_id=user_id,
-                            params={"format": fmt.name, "filters": filters.as_params(),
-                                    "with_images": bool(with_images and fmt.archive)})
-        session.add(job)
-        session.flush()
-        job_id = job.id
+        title = (title or "").strip() or default_title(project, utcnow())
+        queued = [_queue_export(session, user_id, project, fmt, filters, with_images=with_images, title=title)]
+        others = {fmt.name}
+        for name in conversions:
+            other = _offered(project, name)
+            if other.name not in others:
+                others.add(other.name)
+                queued.append(_queue_export(session, user_id, project, other, filters, with_images=with_images,
+                                            title=title, parent=queued[0][0]))
+    for job_id, rq_id in queued:  # after the commit that the background jobs read
+        enqueue("tasks.exports.run_export", job_id, job_id=rq_id)
+    return queued[0][0]
+
+
+def _parent_of(job: BackgroundJob) -> int | None:
+    return job.params.get("parent")
+
+
+def _conversions(session, project_id: int, export_ids: list[int]) -> dict[int, list[BackgroundJob]]:
+    """The conversions of each export, oldest first."""
+    if not export_ids:
+        return {}
+    parent = BackgroundJob.params["parent"].as_integer()
+    found: dict[int, list[BackgroundJob]] = {}
+    for job in session.scalars(select(BackgroundJob).where(
+            BackgroundJob.project_id == project_id, BackgroundJob.kind == "export",
+            parent.in_(export_ids)).order_by(BackgroundJob.id)):
+        found.setdefault(_parent_of(job), []).append(job)
+    return found
+
+
+def convert_export(user_id: int, project_id: int, export_id: int, format_name: Any, *,
+                   with_images: bool | None = None) -> int:
+    """Queue a conversion of an export to another format, as Label Studio's
+    /convert does; return the conversion's id. It is an export of its own,
+    with the same filters, read from the project when it runs, listed in the
+    export's `converted_formats` and downloaded through the export."""
+    with db.transaction() as session:
+        export = _export_of(session, user_id, project_id, export_id)
+        if _parent_of(export) is not None:
+            raise Invalid(f"export {export_id} is a conversion of export {_parent_of(export)}: "
+                          f"convert that one", field="export_type")
+        project = session.get(Project, project_id)
+        fmt = _offered(project, format_name)
+        own = formats.lookup(export.params.get("format", ""))
+        if own is not None and own.name == fmt.name:
+            raise Invalid(f"export {export_id} is {fmt.name} already: download it as it is", field="export_type")
+        for earlier in _conversions(session, project_id, [export_id]).get(export_id, []):
+            if earlier.params.get("format") != fmt.name:
+                continue
+            if earlier.status != "failed":
+                raise Invalid(f"Conversion to {fmt.name} already started", field="export_type")
+            session.delete(earlier)  # a failed conversion makes way for a new one, as in Label Studio
+        # Our stored images go into an archive unless asked not to (download_resources=false).
+        job_id, rq_id = _queue_export(session, user_id, project, fmt,
+                                      Filters.check(export.params.get("filters") or {}),
+                                      with_images=with_images is not False,
+                                      title=export.params.get("title") or default_title(project, export.created_at),
+                                      parent=export_id)
     enqueue("tasks.exports.run_export", job_id, job_id=rq_id)
     return job_id
 
@@ -524,12 +657,20 @@ def _progress(job_id: int, done: int) -> None:
         session.execute(update(BackgroundJob).where(BackgroundJob.id == job_id).values(done=done))
 
 
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)  # a checksum, as Label Studio gives, not a secret
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def run_export(job_id: int) -> None:
     """Write one export. Safe to run again: a finished export is left alone,
-    a failed one starts over."""
+    a failed one starts over, a deleted one is not written."""
     session = db.session
     job = session.get(BackgroundJob, job_id)
-    if job is None:  # deleted with its project meanwhile: nothing to write
+    if job is None:  # deleted, or its project was, meanwhile: nothing to write
         log.info("export %s is gone; nothing to do", job_id)
         return
     if job.kind != "export":
@@ -549,6 +690,8 @@ def run_export(job_id: int) -> None:
         return
     with db.transaction() as session:
         job = session.get(BackgroundJob, job_id)
+        if job is None:
+            return
         job.status, job.started_at, job.done, job.error = "running", utcnow(), 0, None
         job.total = _count_items(session, project.id, filters)
         with_images = bool(job.params.get("with_images"))
@@ -565,25 +708,30 @@ def run_export(job_id: int) -> None:
 
     try:
         written = _write(session, project, fmt, filters, part, with_images=with_images, on_page=on_page)
+        md5 = _md5(part)
         os.replace(part, folder / name)
     except Exception as error:
         part.unlink(missing_ok=True)
         session.rollback()
         with db.transaction() as session:
             job = session.get(BackgroundJob, job_id)
-            job.status, job.finished_at = "failed", utcnow()
-            job.error = f"the export stopped on an internal error ({type(error).__name__}); try again"
+            if job is not None:
+                job.status, job.finished_at = "failed", utcnow()
+                job.error = f"the export stopped on an internal error ({type(error).__name__}); try again"
         log.exception("export %s of project %s failed", job_id, project.id)
         raise
     now = utcnow()
     with db.transaction() as session:
         job = session.get(BackgroundJob, job_id)
+        if job is None:  # deleted while it was written
+            (folder / name).unlink(missing_ok=True)
+            return
         job.status, job.finished_at = "finished", now
         job.done = written.items if fmt.name.startswith("CONSENSUS") else (job.total or 0)
         job.expires_at = now + dt.timedelta(seconds=ttl_seconds())
         job.result = {"path": f"project-{project.id}/{name}", "filename": download_name(project.id, fmt, job_id),
                       "mimetype": fmt.mimetype, "size": (folder / name).stat().st_size, "format": fmt.name,
-                      "seconds": round(time.monotonic() - started, 3), **written.as_dict()}
+                      "md5": md5, "seconds": round(time.monotonic() - started, 3), **written.as_dict()}
 
 
 def _export_of(session, user_id: int, project_id: int, export_id: int) -> BackgroundJob:
@@ -594,16 +742,48 @@ def _export_of(session, user_id: int, project_id: int, export_id: int) -> Backgr
     return job
 
 
-def get_export(user_id: int, project_id: int, export_id: int) -> BackgroundJob:
-    return _export_of(db.session, user_id, project_id, export_id)
+def _described(session, jobs: list[BackgroundJob]) -> list[dict[str, Any]]:
+    if not jobs:
+        return []
+    conversions = _conversions(session, jobs[0].project_id, [j.id for j in jobs])
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_({j.user_id for j in jobs if j.user_id})))}
+    return [export_json(job, conversions.get(job.id, []), users.get(job.user_id)) for job in jobs]
 
 
-def list_exports(user_id: int, project_id: int, limit: int = 50) -> list[BackgroundJob]:
+def get_export(user_id: int, project_id: int, export_id: int) -> dict[str, Any]:
+    """One export as the API and the page show it (see `export_json`)."""
+    session = db.session
+    return _described(session, [_export_of(session, user_id, project_id, export_id)])[0]
+
+
+def list_exports(user_id: int, project_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The project's exports, newest first, each with its conversions (which are not listed apart)."""
     session = db.session
     projects.visible_project(session, session.get(User, user_id), project_id)
-    return list(session.scalars(select(BackgroundJob).where(
-        BackgroundJob.project_id == project_id, BackgroundJob.kind == "export")
+    jobs = list(session.scalars(select(BackgroundJob).where(
+        BackgroundJob.project_id == project_id, BackgroundJob.kind == "export",
+        BackgroundJob.params["parent"].as_integer().is_(None))
         .order_by(BackgroundJob.id.desc()).limit(limit)))
+    return _described(session, jobs)
+
+
+def _files(jobs: list[BackgroundJob]) -> list[Path]:
+    root = _export_root()
+    return [root / job.result["path"] for job in jobs if job.result.get("path")]
+
+
+def delete_export(user_id: int, project_id: int, export_id: int) -> None:
+    """Remove an export, its conversions and their files, as Label Studio's DELETE does.
+    One still being written is never finished: its background job finds it gone."""
+    with db.transaction() as session:
+        job = _export_of(session, user_id, project_id, export_id)
+        doomed = [job, *_conversions(session, project_id, [export_id]).get(export_id, [])]
+        files = _files(doomed)
+        for each in doomed:
+            session.delete(each)
+    for path in files:  # after the commit: a failed delete keeps its files
+        path.unlink(missing_ok=True)
+    log.info("user %s deleted export %s of project %s", user_id, export_id, project_id)
 
 
 def is_expired(job: BackgroundJob, now: dt.datetime | None = None) -> bool:
@@ -619,18 +799,37 @@ class Download:
     temporary: bool = False  # remove the file once it is sent
 
 
-def export_file(user_id: int, project_id: int, export_id: int) -> Download:
-    """The file of a finished export that has not expired."""
-    job = _export_of(db.session, user_id, project_id, export_id)
+def _file_of(job: BackgroundJob) -> Download:
     if job.status != "finished":
-        raise NotFound(f"export {export_id} is {job.status}: there is nothing to download yet"
-                       if job.status in ("queued", "running") else f"export {export_id} failed: {job.error}")
+        raise NotFound(f"export {job.id} is {job.status}: there is nothing to download yet"
+                       if job.status in ("queued", "running") else f"export {job.id} failed: {job.error}")
     if is_expired(job):
-        raise Gone(f"export {export_id} expired on {job.expires_at:%Y-%m-%d %H:%M} UTC; start a new one")
+        raise Gone(f"export {job.id} expired on {job.expires_at:%Y-%m-%d %H:%M} UTC; start a new one")
     path = _export_root() / job.result["path"]
     if not path.is_file():
-        raise Gone(f"the file of export {export_id} is gone; start a new one")
+        raise Gone(f"the file of export {job.id} is gone; start a new one")
     return Download(path, job.result["filename"], job.result["mimetype"])
+
+
+def export_file(user_id: int, project_id: int, export_id: int, format_name: Any = None) -> Download:
+    """The file of a finished export that has not expired; with `format_name`
+    (Label Studio's `exportType`), the file of its conversion to that format."""
+    session = db.session
+    job = _export_of(session, user_id, project_id, export_id)
+    if format_name in (None, ""):
+        return _file_of(job)
+    fmt = formats.lookup(str(format_name))
+    if fmt is None:
+        names = ", ".join(formats.FORMATS)
+        raise Invalid(f"unknown export format {format_name!r}; formats are {names}", field="exportType")
+    if fmt.name == job.params.get("format"):
+        return _file_of(job)
+    conversion = next((c for c in reversed(_conversions(session, project_id, [export_id]).get(export_id, []))
+                       if c.params.get("format") == fmt.name), None)
+    if conversion is None:
+        raise NotFound(f"{fmt.name} format is not converted yet: export {export_id} is "
+                       f"{job.params.get('format')}; convert it first (POST .../exports/{export_id}/convert)")
+    return _file_of(conversion)
 
 
 def export_now(user_id: int, project_id: int, format_name: Any, filters: Filters, *,
@@ -665,7 +864,7 @@ def expire_exports(now: dt.datetime | None = None) -> int:
     for export_id in ids:
         with db.transaction() as session:
             job = session.get(BackgroundJob, export_id, with_for_update=True)
-            if job.result.get("expired"):
+            if job is None or job.result.get("expired"):  # deleted meanwhile, or done already
                 continue
             path = root / job.result.get("path", "")
             if path.is_file():
@@ -684,26 +883,50 @@ def expire_exports(now: dt.datetime | None = None) -> int:
     return removed
 
 
-def export_json(job: BackgroundJob) -> dict[str, Any]:
-    """An export as the API and the page show it."""
+def _user_simple(user: User | None) -> dict[str, Any] | None:
+    # Label Studio's UserSimple; `username` is the only field its SDK requires.
+    if user is None:
+        return None
+    return {"id": user.id, "username": user.email, "email": user.email, "first_name": user.name, "last_name": "",
+            "avatar": None}
+
+
+def export_json(job: BackgroundJob, conversions: Sequence[BackgroundJob] = (), creator: User | None = None
+                ) -> dict[str, Any]:
+    """An export as the API and the page show it: Label Studio's fields (id,
+    title, created_by, created_at, finished_at, status, md5, counters,
+    converted_formats) and ours (format, filters, progress, expiry)."""
     expired = job.status == "finished" and is_expired(job)
     fmt = formats.lookup(job.params.get("format", ""))
+    result = job.result or {}
+    finished = job.status == "finished"
     return {
         "id": job.id,
+        "title": job.params.get("title") or "",
+        "created_by": _user_simple(creator),
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at),
+        "status": LABEL_STUDIO_STATUS.get(job.status, job.status),
+        "md5": result.get("md5"),
+        "counters": ({"task_number": result.get("items", 0), "annotation_number": result.get("annotations", 0)}
+                     if finished else {"task_number": job.done}),
+        "converted_formats": [{"id": c.id, "status": LABEL_STUDIO_STATUS.get(c.status, c.status),
+                               "export_type": c.params.get("format"), "traceback": c.error,
+                               "expired": c.status == "finished" and is_expired(c)}
+                              for c in conversions],
         "project": job.project_id,
         "format": job.params.get("format"),
         "format_title": fmt.title if fmt else job.params.get("format"),
+        "converted_from": _parent_of(job),
         "filters": job.params.get("filters") or {},
         "filters_text": Filters.check(job.params.get("filters") or {}).describe(),
         "with_images": bool(job.params.get("with_images")),
-        "status": "expired" if expired else job.status,
+        "expired": expired,
         "items_done": job.done,
         "items_total": job.total,
-        "result": {k: v for k, v in job.result.items() if k != "path"},
+        "result": {k: v for k, v in result.items() if k != "path"},
         "error": job.error,
         "errors": job.errors,
-        "created_at": _iso(job.created_at),
-        "finished_at": _iso(job.finished_at),
         "expires_at": _iso(job.expires_at),
-        "downloadable": job.status == "finished" and not expired,
+        "downloadable": finished and not expired,
     }

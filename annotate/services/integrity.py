@@ -1,10 +1,11 @@
 """Checks of the dispatch invariants of ARCHITECTURE.md against SQL: what `python -m annotate queue check` and the tests run."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Annotation, Assignment, MicroTask
+from ..models import Annotation, Assignment, Item, MicroTask, MicroTaskItem
 
 
 def violations(project_id: int | None = None) -> list[str]:
@@ -42,5 +43,37 @@ def violations(project_id: int | None = None) -> list[str]:
             .group_by(Annotation.assignment_id)):
         if n:
             found.append(f"assignment {assignment_id} stored an item twice")
+    found += _item_violations(session, project_id)
     session.rollback()
+    return found
+
+
+def _item_violations(session, project_id: int | None) -> list[str]:
+    """Items stay where annotators saw them: re-forming the queue (uncertainty order)
+    moves items only between micro-tasks nobody was given."""
+    found = []
+    scope = (lambda stmt, column: stmt.where(column == project_id)) if project_id is not None else (lambda s, c: s)
+    regular = (select(MicroTaskItem.item_id, func.count()).join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+               .join(Item, Item.id == MicroTaskItem.item_id)
+               .where(MicroTask.is_qualification.is_(False), Item.is_gold.is_(False))
+               .group_by(MicroTaskItem.item_id).having(func.count() > 1))
+    for item_id, n in session.execute(scope(regular, MicroTask.project_id)):
+        found.append(f"item {item_id} is in {n} regular micro-tasks")
+    strays = (select(Annotation.id, Annotation.item_id, Assignment.micro_task_id)
+              .join(Assignment, Assignment.id == Annotation.assignment_id)
+              .where(~sa.exists().where(MicroTaskItem.micro_task_id == Assignment.micro_task_id,
+                                        MicroTaskItem.item_id == Annotation.item_id)))
+    for annotation_id, item_id, mt_id in session.execute(scope(strays, Assignment.project_id)):
+        found.append(f"annotation {annotation_id}: item {item_id} is no longer in micro-task {mt_id}")
+    twice = (select(Assignment.annotator_id, Annotation.item_id, func.count())
+             .join(Assignment, Assignment.id == Annotation.assignment_id)
+             .join(Item, Item.id == Annotation.item_id).where(Item.is_gold.is_(False))
+             .group_by(Assignment.annotator_id, Annotation.item_id).having(func.count() > 1))
+    for annotator_id, item_id, n in session.execute(scope(twice, Assignment.project_id)):
+        found.append(f"annotator {annotator_id} answered item {item_id} {n} times")
+    prefilled_gold = (select(Annotation.id).join(Item, Item.id == Annotation.item_id)
+                      .join(Assignment, Assignment.id == Annotation.assignment_id)
+                      .where(Item.is_gold.is_(True), Annotation.had_prediction.is_(True)))
+    for (annotation_id,) in session.execute(scope(prefilled_gold, Assignment.project_id)):
+        found.append(f"annotation {annotation_id}: a gold item was shown with a prediction")
     return found

@@ -34,6 +34,7 @@ from ..extensions import db
 from ..models import Assignment, LedgerEntry, PayrollRun, User, utcnow
 from . import audit
 from .accounts import require_operator
+from .earnings import summary as earnings_summary
 from .errors import Conflict, Invalid, NotFound
 
 # pg_advisory_xact_lock key: one payroll closing at a time across the cluster.
@@ -190,16 +191,18 @@ def statement(actor_id: int, run_id: int) -> Statement:
     return Statement(run, rows, _reconcile(session, run, rows))
 
 
-def run_csv(actor_id: int, run_id: int) -> bytes:
-    """The payroll CSV of a run: the same bytes every time."""
-    get_run(actor_id, run_id)
+@dataclass(frozen=True)
+class PayrollCsv:
+    filename: str
+    content: bytes
+
+
+def run_csv(actor_id: int, run_id: int) -> PayrollCsv:
+    """The payroll CSV of a run and the name to download it under: the same bytes every time."""
+    run = get_run(actor_id, run_id)
     out = io.StringIO(newline="")
     payroll_file.write_csv(_rows(db.session, run_id), out)
-    return out.getvalue().encode("utf-8")
-
-
-def csv_filename(run: PayrollRun) -> str:
-    return f"payroll-run-{run.id}-{run.period_end:%Y%m%dT%H%M%SZ}.csv"
+    return PayrollCsv(f"payroll-run-{run.id}-{run.period_end:%Y%m%dT%H%M%SZ}.csv", out.getvalue().encode("utf-8"))
 
 
 def run_json(actor_id: int, run_id: int) -> dict[str, Any]:
@@ -253,11 +256,13 @@ class EarningLine:
 class Earnings:
     lines: list[EarningLine]
     totals: dict[str, dict[str, int]]  # currency -> state -> amount
+    summary: dict[str, Any]  # the dashboard's: pending, approved and paid by project and week
 
 
 def earnings(user_id: int, limit: int = 200) -> Earnings:
     """An annotator's own ledger entries, newest first, each approved (in no run yet), in a
-    closed payroll run, or paid."""
+    closed payroll run, or paid; with the dashboard's summary of the same money."""
+    summary = earnings_summary(user_id)
     session = db.session
     state = (select(LedgerEntry, PayrollRun.status, PayrollRun.paid_at)
              .outerjoin(PayrollRun, PayrollRun.id == LedgerEntry.payroll_run_id)
@@ -274,7 +279,7 @@ def earnings(user_id: int, limit: int = 200) -> Earnings:
             .where(LedgerEntry.annotator_id == user_id).group_by(LedgerEntry.currency, PayrollRun.status)):
         sums = totals.setdefault(currency, dict.fromkeys(PAY_STATES, 0))
         sums[_state(run_status)] += int(amount or 0)
-    return Earnings(lines, dict(sorted(totals.items())))
+    return Earnings(lines, dict(sorted(totals.items())), summary)
 
 
 def _state(run_status: str | None) -> str:

@@ -13,9 +13,11 @@ from typing import Any, Callable, Mapping
 
 from sqlalchemy import func, select
 
+from ..assist import learner, mlbackend
 from ..extensions import db
 from ..labelconfig import LabelConfigError, parse_config
-from ..models import Assignment, GoldAnswer, Item, Membership, MicroTask, Project, User, utcnow
+from ..models import Assignment, GoldAnswer, Item, Membership, MicroTask, MLBackend, Project, User, utcnow
+from ..queue import enqueue
 from . import audit
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
@@ -134,6 +136,10 @@ SETTINGS: dict[str, Setting] = {
     "show_predictions": Setting(_boolean),
     "unassisted_share": Setting(_share, 0.0, 1.0),
     "queue_order": Setting(_choice("default", "uncertainty")),
+    "assist": Setting(_choice("none", "builtin", "backend"),
+                      help="where pre-annotations come from: none, the built-in learner or an ML backend"),
+    "ml_backend_url": Setting(_text, 0, 500, nullable=True, help="one of the ML backends an operator allowed"),
+    "retrain_growth": Setting(_share, 0.01, 10.0, help="retrain once consensus labels grew by this share"),
 }
 
 # Label Studio's names for what we share with it, so label-studio-sdk works.
@@ -263,6 +269,7 @@ def create_project(user_id: int, team_id: int | None, raw: Mapping[str, Any]) ->
             raise Forbidden("only requesters of a team create projects for it")
         values.setdefault("max_overlap", values.get("overlap", 3))
         _check_together({**_defaults(), **values})
+        _check_assist(session, {**_defaults(), **values})
         project = Project(team_id=team_id, created_by_id=user_id, config_kind=config.kind, **values)
         session.add(project)
         session.flush()
@@ -301,10 +308,32 @@ def update_project(user_id: int, project_id: int, raw: Mapping[str, Any]) -> Non
         merged = {c.key: getattr(project, c.key) for c in Project.__table__.columns}
         merged.update(values)
         _check_together(merged)
+        _check_assist(session, merged)
         for name, value in values.items():
             setattr(project, name, value)
         audit.record(session, actor_id=user_id, action="update_project", target_type="project",
                      target_id=project_id, fields=sorted(values))
+        assisted_live = project.status == "live" and project.assist != "none"
+    if assisted_live and {"assist", "ml_backend_url", "queue_order"} & values.keys():
+        # A new source or order applies now, not at the next scheduled refresh.
+        enqueue("tasks.assist.refresh_project", project_id, job_id=f"assist-refresh-{project_id}")
+
+
+def _check_assist(session, values: Mapping[str, Any]) -> None:
+    """The assist source must be able to work: a learnable config, or an allowed backend URL."""
+    if values.get("assist") == "builtin":
+        try:
+            learner.text_choice_task(parse_config(values["label_config"]))
+        except learner.CannotLearn as why:
+            raise Invalid(f"assist: {why}", field="assist") from None
+    if values.get("assist") == "backend":
+        url = values.get("ml_backend_url")
+        if not url:
+            raise Invalid("ml_backend_url: choose one of the ML backends an operator allowed", field="ml_backend_url")
+        allowed = session.scalars(select(MLBackend.url))
+        if not mlbackend.is_allowed(url, allowed):
+            raise Invalid(f"ml_backend_url: {url} is not on the operators' list of ML backends; "
+                          "ask an operator to add it", field="ml_backend_url")
 
 
 def _check_config_change(session, project: Project, config) -> None:

@@ -116,22 +116,25 @@ def reestimate_project(project_id: int) -> dict[str, Any]:
             "dawid_skene": sorted(models), "approved": approved, "pending": pending}
 
 
-def extra_overlap_needed(project_id: int) -> dict[int, int]:
+def extra_overlap_needed(project_id: int, micro_task_id: int | None = None) -> dict[int, int]:
     """Micro-task id -> how many more annotators it needs, for items below the confidence target.
 
     One more per round (`micro_task_extra` of `extra_annotators_needed`),
-    never beyond the project's max_overlap. Only micro-tasks that need any.
+    never beyond the project's max_overlap. Only micro-tasks that need any;
+    only `micro_task_id` when given.
     """
     session = db.session
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"no project {project_id}")
-    rows = session.execute(
-        select(MicroTaskItem.micro_task_id, MicroTask.overlap, ItemScore.confidence)
-        .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
-        .join(ItemScore, ItemScore.item_id == MicroTaskItem.item_id)
-        .where(MicroTask.project_id == project_id, MicroTask.status == "done",
-               MicroTask.is_qualification.is_(False), ItemScore.flagged.is_(True))).all()
+    stmt = (select(MicroTaskItem.micro_task_id, MicroTask.overlap, ItemScore.confidence)
+            .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+            .join(ItemScore, ItemScore.item_id == MicroTaskItem.item_id)
+            .where(MicroTask.project_id == project_id, MicroTask.status == "done",
+                   MicroTask.is_qualification.is_(False), ItemScore.flagged.is_(True)))
+    if micro_task_id is not None:
+        stmt = stmt.where(MicroTask.id == micro_task_id)
+    rows = session.execute(stmt).all()
     session.rollback()
     if not rows:
         return {}

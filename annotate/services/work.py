@@ -15,8 +15,7 @@ import math
 import random
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -28,10 +27,12 @@ from tasks.dispatch import AnnotatorState, Dispatch, LeaseState, MicroTaskState,
 from .. import labelconfig
 from ..extensions import db, redis
 from ..models import (Annotation, Assignment, AssignmentScore, BackgroundJob, GoldAnswer, Item, MicroTask,
-                      MicroTaskItem, Prediction, Profile, Project, ProjectSkill, SkillLevel, User, utcnow)
+                      MicroTaskItem, Prediction, Profile, Project, ProjectSkill, Skill, SkillLevel, User, utcnow)
 from ..queue import enqueue
-from ..scoring import pay
-from . import audit, gold, projects
+from ..scoring import matching, pay
+from . import assist, audit, gold, projects
+from . import skills as skill_levels  # `skills` names a project's minimums below
+from .scoring import extra_overlap_needed
 from .pay import pay_floors
 from .errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
@@ -120,10 +121,10 @@ def resume_project(user_id: int, project_id: int) -> int:
     return publish_project(user_id, project_id)
 
 
-def split_project(job_id: int) -> None:
+def split_project(job_id: int) -> int:
     """The background job: cut the project's new items into micro-tasks and
     queue them. Safe to run again: items already in a micro-task are skipped,
-    and the micro-tasks it made are queued again from SQL."""
+    and the micro-tasks it made are queued again from SQL. Returns the project's id."""
     session = db.session
     job = session.get(BackgroundJob, job_id)
     if job is None:
@@ -138,6 +139,7 @@ def split_project(job_id: int) -> None:
             dispatcher().add_micro_tasks(_micro_task_states(project.id, first, last))
         dispatcher().set_project(_project_state(project))
     db.session.rollback()
+    return project.id
 
 
 def _split(job_id: int) -> None:
@@ -204,6 +206,32 @@ def _micro_task_states(project_id: int, first_seq: int | None = None, last_seq: 
                            tuple(had.get(mt.id, ()))) for mt in micro_tasks]
 
 
+def apply_dynamic_overlap(micro_task_id: int) -> int:
+    """After scoring: a done micro-task whose items stayed below the project's confidence
+    target is opened again for more annotators (one more a round, up to max_overlap).
+    Those who already had it never get it again. Returns the slots added."""
+    project_id = db.session.scalar(select(MicroTask.project_id).where(MicroTask.id == micro_task_id))
+    if project_id is None:
+        raise NotFound(f"no micro-task {micro_task_id}")
+    extra = extra_overlap_needed(project_id, micro_task_id).get(micro_task_id, 0)
+    if not extra:
+        return 0
+    with db.transaction() as session:
+        mt = session.get(MicroTask, micro_task_id, with_for_update=True)
+        project = session.get(Project, mt.project_id)
+        overlap = min(project.max_overlap, mt.overlap + extra)
+        if mt.status != "done" or project.status != "live" or overlap <= mt.overlap:
+            return 0
+        added = overlap - mt.overlap
+        mt.overlap, mt.status, mt.done_at = overlap, "open", None
+        seq = mt.seq
+    # SQL first, then Redis: the slots appear in the queue among the started micro-tasks.
+    for state in _micro_task_states(project_id, seq, seq):
+        dispatcher().sync_micro_task(state)
+    db.session.rollback()
+    return added
+
+
 def _project_state(project: Project, *, with_counts: bool = False) -> ProjectState:
     """What dispatch needs of a project. `with_counts` adds each annotator's
     micro-tasks for the share cap: only a rebuild sets those, as live
@@ -218,10 +246,7 @@ def _project_state(project: Project, *, with_counts: bool = False) -> ProjectSta
                                .where(Assignment.micro_task_id == qualification))
         passed = [a for a, right, total in rows if _passes(project, right, total)]
     regular = sa.and_(MicroTask.project_id == project.id, MicroTask.is_qualification.is_(False))
-    cap = 0
-    if project.max_share_per_annotator:
-        total = session.scalar(select(func.count(MicroTask.id)).where(regular)) or 0
-        cap = max(1, math.floor(project.max_share_per_annotator * total + 1e-9))
+    cap = share_cap(project)
     took: tuple = ()
     if with_counts:
         took = tuple(session.execute(
@@ -229,21 +254,139 @@ def _project_state(project: Project, *, with_counts: bool = False) -> ProjectSta
             .where(regular, Assignment.status.in_(("leased", "submitted"))).group_by(Assignment.annotator_id)).all())
     skills = tuple(session.execute(select(ProjectSkill.skill_id, ProjectSkill.min_level)
                                    .where(ProjectSkill.project_id == project.id)).all())
+    ref = references([project])[project.id]
     return ProjectState(project.id, project.priority, project.lease_seconds, project.requires_qualification,
                         qualification, tuple(passed), categories=tuple(project.content_categories or ()),
-                        languages=tuple(project.required_languages or ()), skills=skills, cap=cap, took=took)
+                        languages=tuple(project.required_languages or ()), skills=skills, cap=cap, took=took,
+                        config_kind=project.config_kind, rate=matching.project_rate(project.pay_per_micro_task, ref),
+                        kind_skill=kind_skills().get(project.config_kind, 0))
+
+
+# --- what matching knows of pace and pay (annotate.scoring.matching) ---------------------
+
+RATE_WINDOW = 500  # a project's latest scored micro-tasks behind its median
+SPEED_WINDOW = 100  # an annotator's latest scored micro-tasks of one config kind behind their pace
+
+
+def kind_skills() -> dict[str, int]:
+    """Config kind -> the platform's skill for it."""
+    return dict(db.session.execute(select(Skill.config_kind, Skill.id).where(Skill.config_kind.is_not(None))).all())
+
+
+def _scored_seconds(project_id: int) -> list[float]:
+    """Active seconds of the project's latest scored regular assignments."""
+    return list(db.session.scalars(
+        select(Assignment.active_seconds).join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
+        .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+        .where(Assignment.project_id == project_id, Assignment.status == "submitted",
+               MicroTask.is_qualification.is_(False))
+        .order_by(Assignment.id.desc()).limit(RATE_WINDOW)))
+
+
+def references(projects_: Iterable[Project]) -> dict[int, matching.Reference]:
+    """Each project's seconds per micro-task at the usual pace: its median over scored work, or the estimate."""
+    return {p.id: matching.reference(_scored_seconds(p.id), p.estimated_seconds_per_micro_task) for p in projects_}
+
+
+def speeds(annotator_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Annotator -> config kind -> (pace in basis points, scored micro-tasks behind it), from their
+    latest scored regular work of each kind, each measured against its project's reference."""
+    session = db.session
+    ids = sorted(set(annotator_ids))
+    rows: list = []
+    for start in range(0, len(ids), 5000):
+        rank = func.row_number().over(partition_by=(Assignment.annotator_id, Project.config_kind),
+                                      order_by=Assignment.id.desc()).label("rank")
+        inner = (select(Assignment.annotator_id, Assignment.project_id, Project.config_kind, Assignment.active_seconds,
+                        rank)
+                 .join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
+                 .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+                 .join(Project, Project.id == Assignment.project_id)
+                 .where(Assignment.annotator_id.in_(ids[start:start + 5000]), Assignment.status == "submitted",
+                        MicroTask.is_qualification.is_(False)).subquery())
+        rows += session.execute(select(inner.c.annotator_id, inner.c.project_id, inner.c.config_kind,
+                                       inner.c.active_seconds).where(inner.c.rank <= SPEED_WINDOW)).all()
+    refs = references(session.scalars(select(Project).where(Project.id.in_({r.project_id for r in rows}))))
+    ratios: dict[tuple[int, str], list[float]] = {}
+    for annotator_id, project_id, kind, active in rows:
+        ref = refs[project_id].seconds
+        if ref and active > 0:
+            ratios.setdefault((annotator_id, kind), []).append(active / ref)
+    out: dict[int, dict[str, tuple[int, int]]] = {}
+    for (annotator_id, kind), values in ratios.items():
+        out.setdefault(annotator_id, {})[kind] = (matching.speed(values), len(values))
+    return out
+
+
+def refresh_matching(micro_task_id: int | None = None) -> dict[str, int]:
+    """Push projects' rates and annotators' pace to Redis: after a micro-task is scored, its
+    project's and its annotators'; without one, every live project's and every annotator's
+    with scored work (the periodic refresh). Idempotent."""
+    session = db.session
+    if micro_task_id is not None:
+        mt = session.get(MicroTask, micro_task_id)
+        if mt is None:
+            raise NotFound(f"no micro-task {micro_task_id}")
+        live = list(session.scalars(select(Project).where(Project.id == mt.project_id, Project.status == "live")))
+        who = set(session.scalars(select(Assignment.annotator_id).where(Assignment.micro_task_id == micro_task_id,
+                                                                        Assignment.status == "submitted")))
+    else:
+        live = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
+        who = set(session.scalars(select(Assignment.annotator_id).join(AssignmentScore).distinct()))
+    refs = references(live)
+    rates = {p.id: matching.project_rate(p.pay_per_micro_task, refs[p.id]) for p in live}
+    paces = speeds(who)
+    session.rollback()
+    d = dispatcher()
+    d.set_rates(rates)
+    d.set_speeds({a: tuple((k, bp) for k, (bp, _n) in sorted(paces.get(a, {}).items())) for a in who})
+    return {"projects": len(rates), "annotators": len(who)}
+
+
+def share_cap(project: Project) -> int:
+    """The most regular micro-tasks of the project one annotator may hold or have submitted; 0 = no cap."""
+    if not project.max_share_per_annotator:
+        return 0
+    total = db.session.scalar(select(func.count(MicroTask.id)).where(
+        MicroTask.project_id == project.id, MicroTask.is_qualification.is_(False))) or 0
+    return max(1, math.floor(project.max_share_per_annotator * total + 1e-9))
 
 
 def annotator_state(user_id: int) -> AnnotatorState:
+    return annotator_states([user_id])[0]
+
+
+def annotator_states(annotator_ids: Iterable[int]) -> list[AnnotatorState]:
+    """What dispatch needs of each annotator (languages, opt-outs, skill levels), a few queries per 5,000."""
     session = db.session
-    profile = session.get(Profile, user_id)
-    levels = tuple(session.execute(select(SkillLevel.skill_id, SkillLevel.level)
-                                   .where(SkillLevel.annotator_id == user_id)).all())
+    ids = sorted(set(annotator_ids))
+    out = []
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        profiles = {p.user_id: p for p in session.scalars(select(Profile).where(Profile.user_id.in_(chunk)))}
+        levels: dict[int, list[tuple[int, int]]] = {}
+        paces = speeds(chunk)
+        for a, skill_id, level in session.execute(select(SkillLevel.annotator_id, SkillLevel.skill_id, SkillLevel.level)
+                                                  .where(SkillLevel.annotator_id.in_(chunk))
+                                                  .order_by(SkillLevel.annotator_id, SkillLevel.skill_id)):
+            levels.setdefault(a, []).append((skill_id, level))
+        for user_id in chunk:
+            profile, held = profiles.get(user_id), tuple(levels.get(user_id, ()))
+            pace = tuple((kind, bp) for kind, (bp, _n) in sorted(paces.get(user_id, {}).items()))
+            if profile is None:
+                out.append(AnnotatorState(user_id, skills=held, speeds=pace))
+                continue
+            out.append(AnnotatorState(user_id, tuple(declared_languages(profile)),
+                                      tuple(profile.opted_out_categories or ()), held, pace))
+    return out
+
+
+def declared_languages(profile: Profile | None) -> list[str]:
+    """The ISO codes an annotator declared, lower case, as dispatch compares them."""
     if profile is None:
-        return AnnotatorState(user_id, skills=levels)
-    return AnnotatorState(user_id, tuple(sorted({str(l.get("code", "")).lower() for l in profile.languages
-                                                 if isinstance(l, dict) and l.get("code")})),
-                          tuple(profile.opted_out_categories or ()), levels)
+        return []
+    return sorted({str(entry.get("code", "")).lower() for entry in profile.languages
+                   if isinstance(entry, dict) and entry.get("code")})
 
 
 def _passes(project: Project, right: int, total: int) -> bool:
@@ -344,7 +487,7 @@ _TAKE_SLOT = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroT
               .values(taken=MicroTask.taken + 1))
 _NEW_LEASE = sa.insert(Assignment).returning(Assignment.id)
 _PAYLOAD_HEAD = (select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
-                        MicroTask.is_qualification)
+                        MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error)
                  .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
 _PAYLOAD_ITEMS = (select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
                   .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
@@ -360,15 +503,18 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
     """What an annotator gets with a lease: two indexed queries, as this is the hot path."""
     session = db.session
     connection = session.connection()
-    project_id, title, lease_seconds, show_predictions, is_qualification = connection.execute(
-        _PAYLOAD_HEAD, {"mt": micro_task_id}).one()
+    project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error = \
+        connection.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).one()
     rows = connection.execute(_PAYLOAD_ITEMS, {"mt": micro_task_id}).all()
-    # Gold items and qualification work never carry predictions (anchoring).
-    with_predictions = show_predictions and not is_qualification
+    # Qualification work, gold items and the unassisted share never carry predictions (anchoring).
+    offered = show_predictions and not is_qualification
+    with_predictions = offered and assist.assisted(assignment_id, unassisted_share)
     predictions: dict[int, list] = {}
     if with_predictions:
         ids = [item_id for item_id, _data, is_gold in rows if not is_gold]
-        for p in session.scalars(select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)):
+        # Newest first: the workbench starts from the first.
+        for p in session.scalars(select(Prediction).where(Prediction.item_id.in_(ids))
+                                 .order_by(Prediction.id.desc())):
             predictions.setdefault(p.item_id, []).append(
                 {"id": p.id, "result": p.result, "score": p.score, "model_version": p.model_version})
     items = []
@@ -377,7 +523,7 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
         if with_predictions:
             entry["predictions"] = predictions.get(item_id, [])
         items.append(entry)
-    return {
+    payload = {
         "assignment_id": assignment_id,
         "project": project_id,
         "project_title": title,
@@ -388,6 +534,12 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
         "lease_seconds": lease_seconds,
         "items": items,
     }
+    if offered:
+        payload["assist"] = {"source": source, "shown": with_predictions,
+                             "unavailable": (f"The model is unavailable ({assist_error}): label these items "
+                                             "without pre-annotations.") if assist_error and with_predictions
+                             else None}
+    return payload
 
 
 def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list[dict]:
@@ -416,19 +568,20 @@ def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list
             labelconfig.validate_result(config, entry.get("result"), f"item {item_id}")
         except labelconfig.ResultError as error:
             raise Invalid(str(error), field=getattr(error, "field", None) or "result") from None
-        checked.append({"item_id": item_id, "result": entry["result"], "seconds": float(seconds),
-                        "had_prediction": bool(entry.get("had_prediction", False)),
-                        "accepted_prediction": bool(entry.get("accepted_prediction", False))})
+        checked.append({"item_id": item_id, "result": entry["result"], "seconds": float(seconds)})
     missing = wanted - seen
     if missing:
         raise Invalid(f"items {', '.join(map(str, sorted(missing)))} have no annotation", field="annotations")
     return checked
 
 
-_LABEL_CONFIG = select(Project.label_config).where(Project.id == sa.bindparam("project"))
+_SUBMIT_PROJECT = (select(Project.label_config, Project.show_predictions, Project.unassisted_share,
+                          MicroTask.is_qualification)
+                   .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
 _MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
                    .values(status="submitted", submitted_at=sa.bindparam("now"), ended_at=sa.bindparam("now"),
-                           active_seconds=sa.bindparam("seconds"), decision="pending"))
+                           active_seconds=sa.bindparam("seconds"), decision="pending",
+                           with_predictions=sa.bindparam("with_predictions")))
 # One more submission; a regular micro-task with all its submissions is done.
 _COUNT_SUBMISSION = (
     update(MicroTask).where(MicroTask.id == sa.bindparam("mt"))
@@ -454,14 +607,17 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
                 return submitted_payload(assignment)
             connection = session.connection()
             mt_id, project_id = assignment.micro_task_id, assignment.project_id
-            label_config = connection.execute(_LABEL_CONFIG, {"project": project_id}).scalar_one()
+            label_config, show_predictions, unassisted_share, is_qualification = connection.execute(
+                _SUBMIT_PROJECT, {"mt": mt_id}).one()
             item_ids = list(connection.execute(_ITEM_IDS, {"mt": mt_id}).scalars())
             annotations = _check_annotations(label_config, item_ids, raw_annotations)
+            shown = show_predictions and not is_qualification and assist.assisted(assignment.id, unassisted_share)
+            _mark_predictions(session, annotations, shown)
             if assignment.status in ("skipped", "released"):
                 raise Conflict(_lost_words(assignment))
             if assignment.status == "expired":
                 _take_slot_back(session, d, mt_id, annotator_id, retaken)
-            payload, qualification, finished = _store_submission(session, assignment, annotations)
+            payload, qualification, finished = _store_submission(session, assignment, annotations, shown)
     except BaseException:
         if retaken:  # Redis gave the slot back to us; SQL did not keep it
             _resync_micro_task(retaken[0])
@@ -473,7 +629,23 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
         enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}")
     elif qualification is not None:  # qualification work is paid whether it passed or not
         enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}-{assignment_id}")
+    if qualification is not None:  # its gold is skill evidence; a pass grants the project's skills
+        skill_levels.qualification_scored(annotator_id, project_id)
     return payload
+
+
+def _mark_predictions(session, annotations: list[dict], shown: bool) -> None:
+    """Record, from what the server showed (not what the page claims), which answers
+    started from a pre-annotation and which kept it unchanged."""
+    shown_on = {}
+    if shown:
+        ids = [e["item_id"] for e in annotations]
+        ordinary = set(session.scalars(select(Item.id).where(Item.id.in_(ids), Item.is_gold.is_(False))))
+        shown_on = {i: p for i, p in assist.newest_predictions(session, ids).items() if i in ordinary}
+    for entry in annotations:
+        prediction = shown_on.get(entry["item_id"])
+        entry["had_prediction"] = prediction is not None
+        entry["accepted_prediction"] = prediction is not None and assist.same_result(entry["result"], prediction.result)
 
 
 def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken: list[int]) -> None:
@@ -489,13 +661,15 @@ def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken
         raise lost
 
 
-def _store_submission(session, assignment: Assignment, annotations: list[dict]) -> tuple[dict, dict | None, bool]:
+def _store_submission(session, assignment: Assignment, annotations: list[dict],
+                      shown: bool) -> tuple[dict, dict | None, bool]:
     now = utcnow()
     connection = session.connection()
     connection.execute(sa.insert(Annotation), [{"assignment_id": assignment.id, "created_at": now, **entry}
                                                for entry in annotations])
     connection.execute(_MARK_SUBMITTED, {"assignment": assignment.id, "now": now,
-                                         "seconds": sum(e["seconds"] for e in annotations)})
+                                         "seconds": sum(e["seconds"] for e in annotations),
+                                         "with_predictions": shown})
     status, is_qualification = connection.execute(_COUNT_SUBMISSION, {"mt": assignment.micro_task_id, "now": now}).one()
     qualification = None
     if is_qualification:
@@ -752,8 +926,10 @@ def rebuild() -> dict[str, int]:
     session = db.session
     live = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
     states = [_project_state(p, with_counts=True) for p in live]
-    with_profile = set(session.scalars(select(Profile.user_id))) | set(session.scalars(select(SkillLevel.annotator_id)))
-    annotators = [annotator_state(user_id) for user_id in sorted(with_profile)]
+    with_profile = (set(session.scalars(select(Profile.user_id)))
+                    | set(session.scalars(select(SkillLevel.annotator_id)))
+                    | set(session.scalars(select(Assignment.annotator_id).join(AssignmentScore).distinct())))
+    annotators = annotator_states(with_profile)
     micro_tasks = [mt for p in live for mt in _micro_task_states(p.id)]
     leases = [LeaseState(a.micro_task_id, a.annotator_id, a.project_id, _epoch(a.lease_expires_at))
               for a in session.scalars(select(Assignment).where(Assignment.status == "leased"))]

@@ -11,8 +11,9 @@ BLUEPRINTS = ("auth", "home", "account", "operator", "api", "projects", "media",
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import errors
+    from . import errors, static_files
 
     errors.init_app(app)
+    static_files.init_app(app)
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(f"{__name__}.{name}").bp)

@@ -16,7 +16,7 @@ from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render
 from flask_login import current_user
 
 from ..extensions import csrf, login_manager, redis
-from ..services import console, fairness, projects, reviews, work
+from ..services import console, fairness, mlbackends, projects, reviews, skills, work
 from ..services.errors import DomainError, Invalid
 from .access import operator_only
 from .projects import duration, money
@@ -132,6 +132,62 @@ def unblock(user_id: int):
     return redirect(url_for(".annotator", user_id=user_id))
 
 
+# --- skills ------------------------------------------------------------------------------
+
+
+def _render_skills(error: DomainError | None = None, form: dict | None = None):
+    page = render_template("console/skills.html", skills=skills.list_skills(), error=error, form=form or {})
+    return page, (error.status if error else 200)
+
+
+@bp.route("/skills", methods=["GET", "POST"])
+@operator_only
+def skills_page():
+    if request.method == "GET":
+        return _render_skills()
+    try:
+        skills.create_skill(current_user.id, request.form.get("name"), request.form.get("description", ""))
+    except DomainError as error:
+        return _render_skills(error, request.form)
+    flash(f"Skill {request.form.get('name', '').strip()!r} defined.")
+    return redirect(url_for(".skills_page"))
+
+
+@bp.route("/skills/recompute", methods=["POST"])
+@operator_only
+def recompute_skills():
+    skills.queue_recompute(current_user.id)
+    flash("Every level is being recomputed from its evidence in the background; adjustments are kept.")
+    return redirect(url_for(".skills_page"))
+
+
+def _render_skill(skill_id: int, error: DomainError | None = None, form: dict | None = None):
+    query = request.args.get("q", "")
+    page = render_template("console/skill.html", skill=skills.get_skill(skill_id), q=query, error=error,
+                           levels=skills.skill_levels(current_user.id, skill_id, query), form=form or {})
+    return page, (error.status if error else 200)
+
+
+@bp.route("/skills/<int:skill_id>")
+@operator_only
+def skill(skill_id: int):
+    return _render_skill(skill_id)
+
+
+@bp.route("/skills/<int:skill_id>/levels", methods=["POST"])
+@operator_only
+def adjust_level(skill_id: int):
+    form = request.form
+    try:
+        annotator_id = skills.find_annotator(form.get("annotator", ""))
+        view = skills.adjust_level(current_user.id, annotator_id, skill_id, form.get("level", ""),
+                                   form.get("reason", ""))
+    except DomainError as error:
+        return _render_skill(skill_id, error, form)
+    flash(f"Level set to {view.level}: logged with your reason; it applies from the annotator's next request for work.")
+    return redirect(url_for(".skill", skill_id=skill_id))
+
+
 # --- reviews past their window and escalated appeals ---------------------------------------
 
 
@@ -242,6 +298,47 @@ def project(project_id: int):
 @operator_only
 def fairness_page():
     return render_template("console/fairness.html", report=fairness.report(current_user.id))
+
+
+# --- the ML backends projects may call -------------------------------------------------------
+
+
+def _render_backends(error: DomainError | None = None, form: dict | None = None):
+    page = render_template("console/ml_backends.html", backends=mlbackends.list_backends(), error=error,
+                           form=form or {})
+    return page, (error.status if error else 200)
+
+
+@bp.route("/ml-backends", methods=["GET", "POST"])
+@operator_only
+def ml_backends():
+    if request.method == "GET":
+        return _render_backends()
+    try:
+        mlbackends.add_backend(current_user.id, request.form.get("name", ""), request.form.get("url", ""))
+    except DomainError as error:
+        return _render_backends(error, request.form)
+    flash("ML backend added: requesters can now point projects at it.")
+    return redirect(url_for(".ml_backends"))
+
+
+@bp.route("/ml-backends/<int:backend_id>/check", methods=["POST"])
+@operator_only
+def check_ml_backend(backend_id: int):
+    result = mlbackends.check_backend(current_user.id, backend_id)
+    flash("It answered /health." if result["ok"] else f"It did not answer: {result['error']}")
+    return redirect(url_for(".ml_backends"))
+
+
+@bp.route("/ml-backends/<int:backend_id>/remove", methods=["POST"])
+@operator_only
+def remove_ml_backend(backend_id: int):
+    try:
+        mlbackends.remove_backend(current_user.id, backend_id)
+    except DomainError as error:
+        return _render_backends(error)
+    flash("ML backend removed from the list.")
+    return redirect(url_for(".ml_backends"))
 
 
 def _day(value: str, field: str) -> dt.datetime | None:

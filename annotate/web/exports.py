@@ -15,11 +15,14 @@ bp = Blueprint("exports", __name__, url_prefix="/projects")
 
 def _page(project_id: int, error: DomainError | None = None, values: dict | None = None):
     project = projects.get_project(current_user.id, project_id)
-    jobs = [exports.export_json(job) for job in exports.list_exports(current_user.id, project_id)]
+    listed = exports.list_exports(current_user.id, project_id)
+    waiting = ("created", "in_progress")
     page = render_template("exports/list.html", project=project, error=error, values=values or {},
-                           offers=exports.available_formats(current_user.id, project_id), exports=jobs,
+                           offers=exports.available_formats(current_user.id, project_id), exports=listed,
                            ttl_days=exports.ttl_seconds() / 86400,
-                           running=any(j["status"] in ("queued", "running") for j in jobs))
+                           running=any(e["status"] in waiting or any(c["status"] in waiting
+                                                                     for c in e["converted_formats"])
+                                       for e in listed))
     return page, (error.status if error else 200)
 
 

@@ -2,7 +2,7 @@
 annotator's own earnings, with what has been paid."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from exports.money import decimal_text
@@ -11,6 +11,7 @@ from ..models import utcnow
 from ..services import payroll
 from ..services.errors import DomainError
 from .access import operator_only, signed_in
+from .api.payroll import payroll_csv_download
 
 bp = Blueprint("payroll", __name__, url_prefix="/payroll")
 
@@ -62,9 +63,7 @@ def run(run_id: int, error: DomainError | None = None):
 @bp.route("/runs/<int:run_id>/payroll.csv", methods=["GET"])
 @operator_only
 def download(run_id: int):
-    found = payroll.get_run(current_user.id, run_id)
-    return Response(payroll.run_csv(current_user.id, run_id), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{payroll.csv_filename(found)}"'})
+    return payroll_csv_download(run_id)
 
 
 @bp.route("/runs/<int:run_id>/paid", methods=["POST"])

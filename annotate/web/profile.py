@@ -1,11 +1,12 @@
-"""The annotator's profile page: languages, content opt-outs, kinds of work liked."""
+"""The annotator's profile page: languages, content opt-outs, kinds of work liked,
+and their skill levels in words."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..labelconfig import KINDS
-from ..services import profiles
+from ..services import profiles, skills
 from ..services.errors import DomainError
 from .access import signed_in
 
@@ -35,4 +36,5 @@ def edit():
             return redirect(url_for("profile.edit"))
     return render_template("profile.html", profile=profiles.get_profile(current_user.id), error=error,
                            categories=profiles.categories(), kinds=KINDS, levels=profiles.LANGUAGE_LEVELS,
-                           form=request.form if error else None), (error.status if error else 200)
+                           form=request.form if error else None,
+                           skill_levels=skills.levels_of(current_user.id)), (error.status if error else 200)

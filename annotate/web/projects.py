@@ -18,7 +18,7 @@ from .. import markdown
 from ..labelconfig import TEMPLATES
 from ..models import Project
 from ..readers import FORMATS
-from ..services import ingest, items, projects, teams, work
+from ..services import assist, ingest, items, mlbackends, projects, skills, teams, work
 from ..services.errors import DomainError, Invalid
 from .access import requester_or_operator
 from .api.imports import import_json
@@ -39,7 +39,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "approve_quality_threshold", "confidence_target", "iou_threshold",
                  "max_share_per_annotator", "review_window_seconds")),
     ("Who may work on it", ("content_categories", "required_languages")),
-    ("Model assistance", ("show_predictions", "unassisted_share")),
+    ("Model assistance", ("assist", "ml_backend_url", "show_predictions", "unassisted_share", "retrain_growth")),
 )
 
 # Help for the settings whose service definition carries none.
@@ -63,9 +63,11 @@ HELP = {
     "show_predictions": "show the assist model's predictions to annotators as pre-annotations",
     "unassisted_share": "share of micro-tasks shown without predictions, to measure their effect",
     "queue_order": "uncertainty: the items the model is least sure of go first",
+    "retrain_growth": "the built-in learner retrains once its consensus labels grew by this share",
 }
-LABELS = {"overlap": "Overlap (k)", "max_overlap": "Max overlap", "iou_threshold": "IoU threshold"}
-OPTIONS = {"queue_order": ("default", "uncertainty")}
+LABELS = {"overlap": "Overlap (k)", "max_overlap": "Max overlap", "iou_threshold": "IoU threshold",
+          "ml_backend_url": "ML backend URL"}
+OPTIONS = {"queue_order": ("default", "uncertainty"), "assist": ("none", "builtin", "backend")}
 MONEY = {"pay_per_micro_task", "qualification_pay", "bonus_amount"}
 DURATIONS = {"lease_seconds", "review_window_seconds", "estimated_seconds_per_micro_task"}
 TEXTAREAS = {"description": 2, "instructions": 8}
@@ -116,6 +118,8 @@ def form_field(name: str) -> FormField:
             attrs["maxlength"] = _bound(setting.maximum)
         if name == "currency":
             attrs.update(pattern="[A-Za-z]{3}", maxlength="3", size="4")
+        if name == "ml_backend_url":
+            attrs["list"] = "ml-backends"  # the operators' allow-list, as suggestions
     # Empty only where the setting takes it: nullable, a list, or text that may be empty.
     may_be_empty = setting.nullable or python_type not in (int, float, str) or (
         python_type is str and setting.minimum == 0)
@@ -225,7 +229,8 @@ def _render_form(project: Project | None, values: Mapping[str, Any], error: Doma
     my_teams = [t for t in teams.list_teams() if t.id in set(teams.team_ids_of(current_user.id))]
     templates = {key: {"title": t.title, "xml": t.xml, "sample": t.sample_data} for key, t in TEMPLATES.items()}
     page = render_template("projects/form.html", project=project, values=values, error=error, sample=sample,
-                           teams=my_teams, templates=templates, frozen=FROZEN_ONCE_PUBLISHED)
+                           teams=my_teams, templates=templates, frozen=FROZEN_ONCE_PUBLISHED,
+                           ml_backends=mlbackends.list_backends())
     return page, (error.status if error else 200)
 
 
@@ -263,7 +268,10 @@ def _render_detail(project_id: int, error: DomainError | None = None):
     page = render_template(
         "projects/detail.html", project=project, error=error, counts=projects.counts(project_id),
         imports=[import_json(job) for job in ingest.list_imports(current_user.id, project_id)],
-        tasks=items.list_tasks(current_user.id, project_id, 1, TASKS_PREVIEW))
+        tasks=items.list_tasks(current_user.id, project_id, 1, TASKS_PREVIEW),
+        assist_models=assist.models(current_user.id, project_id),
+        anchoring=assist.anchoring_report(current_user.id, project_id),
+        project_skills=skills.project_skills(current_user.id, project_id), skill_choices=skills.list_skills())
     return page, (error.status if error else 200)
 
 
@@ -323,6 +331,35 @@ def archive(project_id: int):
 @requester_or_operator
 def delete(project_id: int):
     return _act(project_id, projects.delete_project, "Project deleted.", url_for(".project_list"))
+
+
+@bp.route("/<int:project_id>/assist/train", methods=["POST"])
+@requester_or_operator
+def train_now(project_id: int):
+    return _act(project_id, assist.request_training,
+                "Training requested: the new model's predictions replace the old ones when it is done.",
+                url_for(".detail", project_id=project_id, _anchor="assist"))
+
+
+@bp.route("/<int:project_id>/skills", methods=["POST"])
+@requester_or_operator
+def set_skills(project_id: int):
+    """The Skills section's form: one row per skill, an empty skill drops the row."""
+    rows = zip(request.form.getlist("skill_id"), request.form.getlist("min_level"))
+    wanted = [{"skill_id": s, "min_level": m or 0} for s, m in rows if s.strip()]
+    return _act(project_id, lambda user_id, pid: skills.set_project_skills(user_id, pid, wanted),
+                "Skills saved: only annotators at these levels get work from the project, from their next request.",
+                url_for(".detail", project_id=project_id, _anchor="skills"))
+
+
+@bp.route("/<int:project_id>/skills/new", methods=["POST"])
+@requester_or_operator
+def new_skill(project_id: int):
+    form = request.form
+    return _act(project_id,
+                lambda user_id, _pid: skills.create_skill(user_id, form.get("name"), form.get("description", "")),
+                f"Skill {form.get('name', '').strip()!r} defined: pick it below with a minimum level.",
+                url_for(".detail", project_id=project_id, _anchor="skills"))
 
 
 # --- uploads ----------------------------------------------------------------------

@@ -4,7 +4,9 @@
 // seconds, submits the whole micro-task and shows the next one without a page
 // load. One Label Studio instance is kept per label config and re-used for
 // every item (resetState / assignTask / initializeStore, as Label Studio's own
-// data manager does), which is what makes the switch fast.
+// data manager does), which is what makes the switch fast; the order of those
+// calls keeps Label Studio's console free of errors (see clearLabelStudio and
+// taskOf).
 //
 // window.workbench exposes the page's state and the measured switch times to
 // tests and bench/workbench.py.
@@ -44,6 +46,7 @@
     seconds: [],         // per item: active seconds
     leaseEnd: 0,         // performance.now() at which the lease runs out
     leaseNoticed: false,
+    leaseRefused: false, // the server refused a heartbeat for the lease that ran out
     lastInput: performance.now(),
     lastTick: performance.now(),
     lastBeat: 0,
@@ -52,6 +55,7 @@
     store: null,         // its app store
     lsConfig: null,
     liveKeys: null,      // the hotkeys it bound for that config
+    switching: false,    // go() is moving to another item
   };
   var page = window.workbench = { state: state, switches: [], ready: false };
   if (settings.setup) state.setups[settings.setup.id] = settings.setup;
@@ -209,6 +213,7 @@
       state.index = 0;
       state.leaseEnd = leaseEndFrom(work.lease_expires_at, date, work.lease_seconds);
       state.leaseNoticed = false;
+      state.leaseRefused = false;
       state.lastBeat = performance.now();
       prefetchMedia(work.items);
       showProject(setup, work);
@@ -277,26 +282,44 @@
 
   // --- Label Studio --------------------------------------------------------------
 
-  function taskOf(item) {
-    return { id: item.id, data: item.data, annotations: [], predictions: predictionsOf(item) };
-  }
-
   function predictionsOf(item) {
     return (item.predictions || []).map(function (p) {
       return { id: p.id, result: p.result, score: p.score, model_version: p.model_version };
     });
   }
 
+  function nextTask() {
+    return new Promise(function (resolve) { setTimeout(resolve, 0); });
+  }
+
+  // Take the item off screen, then, a task later, out of the store. React 17
+  // disposes the observers of unmounted components in its passive effects,
+  // after the current task: emptying the store before that leaves them
+  // reading regions that are gone (mobx-state-tree "no longer part of a state
+  // tree" warnings, and for boxes "Cannot read properties of undefined
+  // (reading 'stageRef')"). Resolves once the store is empty.
+  function clearLabelStudio(store) {
+    store.setFlags({ isLoading: true });
+    return nextTask().then(function () {
+      if (state.store === store) store.resetState();
+    });
+  }
+
   function destroyLabelStudio() {
-    if (state.ls) {
-      try { state.ls.destroy(); } catch (ignored) { /* a broken render may not tear down */ }
-    }
+    var ls = state.ls;
     state.ls = state.store = state.lsConfig = null;
+    if (ls) {
+      // Only ever called on an instance that finished loading (see
+      // labelStudioFor): before that, Label Studio's destroy() does nothing.
+      try { ls.destroy(); } catch (ignored) { /* a broken render may not tear down; a new holder follows */ }
+      if (window.LabelStudio.instances) window.LabelStudio.instances.delete(ls);
+    }
     ui.ls.textContent = "";
   }
 
-  // Resolves once a Label Studio instance for this config holds the item.
-  function labelStudioFor(setup, item) {
+  // Resolves once a Label Studio instance for this config is loaded and
+  // rendered: true if it was made for this call, holding `task`.
+  function labelStudioFor(setup, task) {
     if (state.store && state.lsConfig === setup.label_config) return Promise.resolve(false);
     destroyLabelStudio();
     if (typeof window.LabelStudio !== "function") {
@@ -305,17 +328,23 @@
     return new Promise(function (resolve, reject) {
       var holder = document.createElement("div");
       ui.ls.appendChild(holder);
+      var ls;
       try {
-        state.ls = new window.LabelStudio(holder, {
+        ls = new window.LabelStudio(holder, {
           config: setup.label_config,
           // The labeling area and its regions list; our page has the buttons.
           interfaces: ["panel", "side-column"],
           user: { pk: settings.user.id, firstName: settings.user.name, lastName: "" },
-          task: taskOf(item),
+          task: task,
           onLabelStudioLoad: function (store) {
-            state.store = store;
-            state.lsConfig = setup.label_config;
-            resolve(true);
+            // Called as the store is made, before Label Studio renders and
+            // before its destroy() works: ready one task later.
+            nextTask().then(function () {
+              state.ls = ls;
+              state.store = store;
+              state.lsConfig = setup.label_config;
+              resolve(true);
+            });
           },
         });
       } catch (error) {
@@ -324,23 +353,43 @@
     });
   }
 
-  // Show item i in Label Studio, with its kept result, else its prediction.
-  function renderItem(i) {
+  // Item i as Label Studio loads it: its kept result, else its prediction,
+  // else an empty annotation. The annotation is made and selected inside
+  // initializeStore, in the same mobx batch that creates the config's tags: a
+  // <Text> tag created while no annotation is selected throws in its reaction
+  // ("Cannot read properties of null (reading 'regionStore')"). With a
+  // prediction, the prediction is selected there and the annotation made from
+  // it after. Copies: Label Studio may change what it is given.
+  function taskOf(i) {
     var item = state.work.items[i];
-    return labelStudioFor(state.setup, item).then(function (created) {
+    var kept = state.results[i];
+    var predictions = JSON.parse(JSON.stringify(predictionsOf(item)));
+    return {
+      id: item.id, data: item.data, predictions: predictions,
+      annotations: kept || !predictions.length
+        ? [{ userGenerate: true, result: JSON.parse(JSON.stringify(kept || [])) }] : [],
+    };
+  }
+
+  // Show item i in Label Studio: in a new instance when the config changed,
+  // else in the current one, emptied first.
+  function renderItem(i) {
+    var task = taskOf(i);
+    return labelStudioFor(state.setup, task).then(function (created) {
+      if (created) return true;
       var store = state.store;
-      var kept = state.results[i];
-      var predictions = predictionsOf(item);
-      store.resetState();
-      store.assignTask({ id: item.id, data: item.data });
-      store.initializeStore({ annotations: kept ? [{ id: "item-" + item.id, result: kept }] : [],
-                              predictions: predictions });
+      return clearLabelStudio(store).then(function () {
+        store.assignTask({ id: task.id, data: task.data });
+        store.initializeStore({ annotations: task.annotations, predictions: task.predictions });
+        return false;
+      });
+    }).then(function (created) {
+      var store = state.store;
       var annotations = store.annotationStore;
-      var annotation;
-      if (kept) annotation = annotations.annotations[0];
-      else if (predictions.length) annotation = annotations.addAnnotationFromPrediction(annotations.predictions[0]);
-      else annotation = annotations.addAnnotation({ userGenerate: true });
+      var annotation = annotations.annotations.length ? annotations.annotations[0]
+        : annotations.addAnnotationFromPrediction(annotations.predictions[0]);
       annotations.selectAnnotation(annotation.id);
+      store.setFlags({ isLoading: false });
       state.index = i;
       renderProgress();
       if (created) {
@@ -377,11 +426,15 @@
       return Boolean(result && result.length);
     });
     var predicted = (state.work.items[i].predictions || [])[0];
-    ui.prediction.hidden = !predicted;
+    var assist = state.work.assist || {};
+    ui.prediction.hidden = !predicted && !assist.unavailable;
+    ui.prediction.classList.toggle("unavailable", !predicted && Boolean(assist.unavailable));
     if (predicted) {
       ui.prediction.textContent = "Pre-filled with a model's suggestion" +
         (predicted.model_version ? " (" + predicted.model_version + ")" : "") +
-        ": check it, and change what is wrong before you go on.";
+        ": check it, change what is wrong, or press Ctrl+Enter to accept it as it is.";
+    } else if (assist.unavailable) {
+      ui.prediction.textContent = assist.unavailable;
     }
     state.work.items.forEach(function (item, k) {
       var li = document.createElement("li");
@@ -391,7 +444,7 @@
       button.title = "Item " + (k + 1) + (answered[k] ? ", answered" : "");
       button.className = (k === i ? "current " : "") + (answered[k] ? "done" : "");
       if (k === i) button.setAttribute("aria-current", "step");
-      button.addEventListener("click", function () { go(k); });
+      button.addEventListener("click", afterSwitching(function () { go(k); }));
       li.appendChild(button);
       ui.items.appendChild(li);
     });
@@ -409,13 +462,45 @@
   }
 
   function go(i) {
-    if (state.view !== "labeling" || i === state.index || i < 0 || i >= state.work.items.length) return;
+    if (state.view !== "labeling" || state.switching || i === state.index || i < 0 ||
+        i >= state.work.items.length) return;
     keepCurrent();
-    renderItem(i).then(function () { show("labeling"); }, fail);
+    state.switching = true;
+    renderItem(i).then(function () { show("labeling"); }, fail).then(function () {
+      state.switching = false;
+      // What the annotator did meanwhile, in order, until one starts another switch.
+      while (deferred.length && !state.switching) deferred.shift()();
+    });
+  }
+
+  // Keys and clicks that come while go() switches items (a task long: see
+  // clearLabelStudio) wait for the new item: a fast annotator's hotkey must
+  // not land on the item just left, whose answer is kept already, nor their
+  // "Submit" click be lost.
+  var deferred = [];
+  function afterSwitching(action) {
+    return function () {
+      var args = arguments;
+      if (state.switching) deferred.push(function () { action.apply(null, args); });
+      else action.apply(null, args);
+    };
+  }
+
+  function holdKey(event) {
+    if (!state.switching || /^(Control|Shift|Alt|Meta)$/.test(event.key)) return false;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    deferred.push(function () {
+      (document.activeElement || document.body).dispatchEvent(new KeyboardEvent("keydown", {
+        key: event.key, code: event.code, keyCode: event.keyCode, which: event.which, location: event.location,
+        ctrlKey: event.ctrlKey, shiftKey: event.shiftKey, altKey: event.altKey, metaKey: event.metaKey,
+        bubbles: true, cancelable: true }));
+    });
+    return true;
   }
 
   function primary() {
-    if (state.view !== "labeling") return;
+    if (state.view !== "labeling" || state.switching) return;
     if (state.index < state.work.items.length - 1) go(state.index + 1);
     else submit();
   }
@@ -461,7 +546,7 @@
     var request = api("POST", url("submit", work.assignment_id), { annotations: annotations() });
     // While the request is on its way, tear the item down: one step less
     // between the answer and the next micro-task on screen.
-    if (state.store) state.store.resetState();
+    if (state.store) clearLabelStudio(state.store);
     request.then(function (response) {
       timing.submittedAt = performance.now();
       if (response.status === 200) {
@@ -500,8 +585,11 @@
   function lost(text) {
     forget(state.work && state.work.assignment_id);
     say("");
+    text = sentence(capital(text));
     idle("Your lease on this micro-task was lost",
-         capital(text) + " Your answers to it could not be stored; ask for new work to go on.", "Get new work");
+         text + (/not stored/.test(text) ? " Ask for new work to go on."
+                                         : " Your answers to it could not be stored; ask for new work to go on."),
+         "Get new work");
   }
 
   // --- qualification feedback -----------------------------------------------------------
@@ -616,8 +704,18 @@
     return Math.min(60000, lease * 1000 / 3);
   }
 
+  // The lease ran out on this page's clock (a second's grace: the server's
+  // Date header has whole seconds).
+  function ranOut() { return state.leaseEnd - performance.now() < 1000; }
+
+  function sayRanOut() {
+    state.leaseNoticed = true;
+    say("Your lease ran out while you were away. Submit now: your work is accepted if nobody else has taken " +
+        "this micro-task meanwhile; otherwise ask for new work.", "bad lease");
+  }
+
   function beat() {
-    if (state.beating || !state.work) return;
+    if (state.beating || !state.work || state.leaseRefused) return;
     var work = state.work;
     state.beating = true;
     state.lastBeat = performance.now();
@@ -628,6 +726,12 @@
         state.leaseEnd = leaseEndFrom(response.body.lease_expires_at, response.date, work.lease_seconds);
         state.leaseNoticed = false;
         if (ui.message.classList.contains("lease")) say("");
+      } else if ((response.status === 409 || response.status === 404) && ranOut()) {
+        // The server ended the lease that ran out. The answers are not lost
+        // yet: a submit is still accepted while nobody else took the slot, and
+        // the submit's answer says which it is. No more heartbeats for it.
+        state.leaseRefused = true;
+        sayRanOut();
       } else if (response.status === 409 || response.status === 404) {
         lost(words(response, "keeping your lease"));
       } else if (response.status === 401) {
@@ -654,11 +758,7 @@
     ui.leaseLeft.textContent = left > 0 ? clock(left) : "0:00";
     ui.lease.classList.toggle("warn", left < 120000);
     if (active(now) && now - state.lastBeat >= heartbeatEvery()) beat();
-    if (left <= 0 && !state.leaseNoticed) {
-      state.leaseNoticed = true;
-      say("Your lease ran out while you were away. Submit now: your work is accepted if nobody else has taken " +
-          "this micro-task meanwhile; otherwise ask for new work.", "bad lease");
-    }
+    if (left <= 0 && !state.leaseNoticed) sayRanOut();
   }
 
   function noteInput() {
@@ -722,6 +822,8 @@
   // --- timing of the switch to the next micro-task --------------------------------------
 
   function ready(timing) {
+    // The first item on screen after the page load (performance.now() counts from navigation start).
+    if (!page.ready) page.firstReadyAt = performance.now();
     page.ready = true;
     ui.root.dataset.assignment = String(state.work.assignment_id);
     if (!timing || !timing.pressedAt) return;
@@ -742,9 +844,9 @@
 
   // --- wiring -----------------------------------------------------------------------
 
-  ui.next.addEventListener("click", primary);
-  ui.prev.addEventListener("click", function () { go(state.index - 1); });
-  ui.skip.addEventListener("click", openSkip);
+  ui.next.addEventListener("click", afterSwitching(primary));
+  ui.prev.addEventListener("click", afterSwitching(function () { go(state.index - 1); }));
+  ui.skip.addEventListener("click", afterSwitching(openSkip));
   ui.again.addEventListener("click", function () { askForWork(); });
   ui.cont.addEventListener("click", function () {
     if (ui.cont.dataset.passed === "0" && settings.project) { window.location.href = settings.urls.dashboard; return; }
@@ -758,6 +860,7 @@
   });
 
   window.addEventListener("keydown", function (event) {
+    if (holdKey(event)) return;
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !ui.skipDialog.open) {
       event.preventDefault();
       event.stopPropagation();

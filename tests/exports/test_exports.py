@@ -47,10 +47,10 @@ def test_a_background_export_pages_through_items_records_progress_and_is_downloa
     monkeypatch.setattr(exports, "_progress", lambda job_id, done: (progress.append(done), record(job_id, done)))
     lab = labelled(items=6)
     created = start(client, lab.project_id, lab.headers, format="JSON").get_json()
-    assert created["status"] == "queued" and created["download_url"] is None
+    assert created["status"] == "created" and created["download_url"] is None
     run_jobs()
     status = client.get(created["url"], headers=lab.headers).get_json()
-    assert status["status"] == "finished" and (status["items_done"], status["items_total"]) == (6, 6)
+    assert status["status"] == "completed" and (status["items_done"], status["items_total"]) == (6, 6)
     assert progress == [2, 4, 6]
     assert status["result"]["annotations"] == 12 and status["expires_at"] > status["finished_at"]
     download = client.get(status["download_url"], headers=lab.headers)
@@ -215,7 +215,7 @@ def test_voc_has_an_xml_file_of_boxes_per_image(image_project, client, run_jobs)
     created = start(client, lab.project_id, lab.headers, format="VOC").get_json()
     run_jobs()
     status = client.get(created["url"], headers=lab.headers).get_json()
-    assert status["status"] == "finished" and status["result"]["images"] == 2
+    assert status["status"] == "completed" and status["result"]["images"] == 2
     archive = _archive(client.get(status["download_url"], headers=lab.headers))
     xmls = [m for m in archive.namelist() if m.startswith("Annotations/")]
     assert len(xmls) == 2
@@ -273,7 +273,8 @@ def test_an_expired_export_is_removed_and_answers_gone(labelled, client, run_job
         assert not files[0].exists()
     gone = client.get(status["download_url"], headers=lab.headers)
     assert gone.status_code == 410 and "expired" in gone.get_json()["detail"]
-    assert client.get(created["url"], headers=lab.headers).get_json()["status"] == "expired"
+    expired = client.get(created["url"], headers=lab.headers).get_json()
+    assert expired["expired"] and not expired["downloadable"] and expired["download_url"] is None
 
 
 def test_a_failed_export_leaves_no_file_and_a_retry_finishes_it(labelled, client, run_jobs, app, monkeypatch):
@@ -295,7 +296,7 @@ def test_a_failed_export_leaves_no_file_and_a_retry_finishes_it(labelled, client
     monkeypatch.undo()
     with app.app_context():
         exports.run_export(created["id"])  # what RQ's retry runs
-    assert client.get(created["url"], headers=lab.headers).get_json()["status"] == "finished"
+    assert client.get(created["url"], headers=lab.headers).get_json()["status"] == "completed"
 
 
 def test_exports_are_for_the_project_s_team_and_operators(labelled, client, teams, people, auth, run_jobs, app):
@@ -310,9 +311,17 @@ def test_exports_are_for_the_project_s_team_and_operators(labelled, client, team
     for path in paths:
         assert client.get(path, headers=stranger.headers).status_code == 404, path
     assert client.post(f"{base}/exports/", headers=stranger.headers, json={"format": "JSON"}).status_code == 404
+    convert = f"{base}/exports/{created['id']}/convert"
+    assert client.post(convert, headers=stranger.headers, json={"export_type": "CSV"}).status_code == 404
+    assert client.delete(f"{base}/exports/{created['id']}", headers=stranger.headers).status_code == 404
     annotator = lab.people[0]
     for path in paths:
         assert annotator.client.get(path, headers=annotator.headers).status_code == 403, path
+    assert annotator.client.post(convert, headers=annotator.headers, json={"export_type": "CSV"}).status_code == 403
+    assert annotator.client.delete(f"{base}/exports/{created['id']}", headers=annotator.headers).status_code == 403
+    # Nothing the others tried changed the export.
+    kept = client.get(f"{base}/exports/{created['id']}", headers=lab.headers).get_json()
+    assert kept["status"] == "completed" and kept["converted_formats"] == []
     assert client.get(paths[0]).status_code == 401
     with app.app_context():
         operator_id = db.session.query(User.id).filter(User.is_operator.is_(True)).scalar()

@@ -203,3 +203,48 @@ def test_json_min_of_data_whose_keys_clash_with_controls_or_record_keys(tmp_path
     labelstudio.write_json_min(tasks, ours, CONTROLS)
     assert json.loads(ours.getvalue()) == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN"))
     assert json.loads(ours.getvalue())[0]["sentiment"] == "Positive"
+
+
+BOXES_AND_POLYGONS = """<View><Image name="image" value="$image"/>
+<RectangleLabels name="box" toName="image"><Label value="Car"/><Label value="Person"/></RectangleLabels>
+<PolygonLabels name="shape" toName="image"><Label value="Road"/></PolygonLabels></View>"""
+
+
+def test_coco_written_as_a_stream_holds_what_label_studio_s_converter_writes(tmp_path):
+    from exports import converted
+
+    def region(kind, label, value, width=640, height=480):
+        name = {"rectanglelabels": "box", "polygonlabels": "shape"}[kind]
+        return {"from_name": name, "to_name": "image", "type": kind, "original_width": width,
+                "original_height": height, "value": {**value, kind: [label]}}
+
+    box = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 25.5, "rotation": 0}
+    tasks = [
+        {"id": 1, "data": {"image": "/nowhere/1.png"}, "annotations": [{"id": 1, "result": [
+            region("rectanglelabels", "Car", box), region("rectanglelabels", "Person", {**box, "rotation": 30}),
+            region("polygonlabels", "Road", {"points": [[0, 0], [50, 10], [40, 60.5]]})]}]},
+        {"id": 2, "data": {"image": "/nowhere/2.jpg"}, "annotations": []},
+        {"id": 3, "data": {"image": "/nowhere/3.png"}, "annotations": [{"id": 2, "result": [
+            region("rectanglelabels", "Bus", box, 800, 600)]}]},  # a label the config does not list
+    ]
+    source = tmp_path / "tasks.json"
+    source.write_text(json.dumps(tasks))
+    Converter(config=BOXES_AND_POLYGONS, project_dir=None, download_resources=False).convert(
+        str(source), str(tmp_path / "sdk"), "COCO", is_dir=False)
+    theirs = json.loads((tmp_path / "sdk" / "result.json").read_text())
+
+    archive = io.BytesIO()
+    written = converted.write_converted("COCO", BOXES_AND_POLYGONS, iter(tasks), archive, tmp_path / "work", "image",
+                                        None)
+    import zipfile
+
+    ours = json.loads(zipfile.ZipFile(archive).read("result.json"))
+    assert (written.items, written.annotations) == (3, 2)
+    # The same images, categories and annotations; an image that is not ours is named as the item names
+    # it (the converter names a local copy it tried to make).
+    assert [{**i, "file_name": None} for i in ours["images"]] == [{**i, "file_name": None} for i in theirs["images"]]
+    assert [i["file_name"] for i in ours["images"]] == ["/nowhere/1.png", "/nowhere/2.jpg", "/nowhere/3.png"]
+    assert ours["categories"] == theirs["categories"] and ours["annotations"] == theirs["annotations"]
+    assert [c["name"] for c in ours["categories"]] == ["Car", "Person", "Road", "Bus"]
+    assert len(ours["annotations"]) == 4 and ours["info"]["contributor"] == "Label Studio"
+    assert not (tmp_path / "work").exists()

@@ -191,39 +191,157 @@ def test_money_is_formatted_per_currency(client, auth, teams, annotators, run_jo
 # --- open projects --------------------------------------------------------------------
 
 
+def listed_order(html: str) -> list[int]:
+    """The projects open to the annotator, in the order the page lists them."""
+    if '<section id="projects">' in html:
+        html = section(html, "projects")
+    return [int(p) for p in re.findall(r'<tr data-project="(\d+)">', html)]
+
+
+def closed_item(html: str, project: int) -> tuple[str, str]:
+    """The why and how-to-qualify of a project listed as not open to the annotator."""
+    found = re.search(rf'<li data-project="{project}">(.*?)</li>', section(html, "projects"), re.S)
+    assert found, f"project {project} is not listed as closed"
+    parts = {}
+    for field in ("why", "how"):
+        text = re.search(rf'data-field="{field}">(.*?)</(?:span|small)>', found.group(1), re.S).group(1)
+        parts[field] = entities.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip())
+    return parts["why"], parts["how"]
+
+
 def test_open_projects_come_in_order_of_fit_with_pay_rate_and_work_left(client, auth, teams, annotators, run_jobs):
     requester = teams.requester()
     low = live_project(client, requester, run_jobs, title="Low pay", pay=40, items=6)
     high = live_project(client, requester, run_jobs, title="High pay", pay=90, items=4)
     gated = live_project(client, requester, run_jobs, title="Best pay, test first", pay=200, items=4,
                          qualification=2, qualification_pay=10)
-    (ada,) = annotators(1)
+    ada, bob = annotators(2)
     auth.login(ada.person)
 
     listed = section(page_of(client), "projects")
-    order = [int(p) for p in re.findall(r'<tr data-project="(\d+)">', listed)]
-    assert order == [high, low, gated]  # ready first, then pay per hour; the test-first one last
-    # Before any work of hers: the requester's estimate of 60 s per micro-task.
-    assert cell(listed, "data-project", high, "rate") == "54.00 USD requester's estimate of 1 min"
+    assert listed_order(listed) == [high, low, gated]  # pay per hour; the test-first one after the ready ones
+    # Before any scored work: the requester's estimate of 60 s per micro-task.
+    assert cell(listed, "data-project", high, "rate") == "54.00 USD about 1 min a micro-task: the requester's estimate"
     assert cell(listed, "data-project", low, "work-left") == "3 micro-tasks"
     assert cell(listed, "data-project", gated, "qualification").startswith("take the qualification test first")
 
-    # Her own median active time replaces the estimate: 2 items x 3 s = 6 s.
-    work = ada.next(low).get_json()
-    assert ada.submit(work, seconds=3.0).status_code == 200
+    # Once her work is scored, her pace on text classification counts: 2 items x 3 s = 6 s
+    # against the 60 s estimate is a tenth of the usual time, so 10 times the hourly rate,
+    # on every text project (the order stays).
+    for annotator in (ada, bob):
+        assert annotator.submit(annotator.next(low).get_json(), seconds=3.0).status_code == 200
+    run_jobs()
     listed = section(page_of(client), "projects")
-    assert cell(listed, "data-project", low, "rate") == "240.00 USD your median 6 s over 1 micro-task"
+    assert cell(listed, "data-project", low, "rate") == (
+        "240.00 USD about 6 s a micro-task: your pace on text classification over 1 scored micro-task")
+    assert cell(listed, "data-project", high, "rate").startswith("540.00 USD about 6 s")
     assert cell(listed, "data-project", low, "work-left") == "2 micro-tasks"
-    order = [int(p) for p in re.findall(r'<tr data-project="(\d+)">', listed)]
-    assert order == [low, high, gated]
+    assert listed_order(listed) == [high, low, gated]
 
     # Failing the qualification closes the project to her, in words.
     test = ada.next(gated).get_json()
     assert test["is_qualification"]
     assert ada.submit(test, "Negative").get_json()["qualification"]["passed"] is False
     html = page_of(client)
-    assert f'<tr data-project="{gated}">' not in section(html, "projects").split("Not open to you")[0]
-    assert "Not open to you: Best pay, test first (qualification not passed: 0 of 2 right" in html
+    assert gated not in listed_order(html)
+    why, _how = closed_item(html, gated)
+    assert why.startswith("qualification not passed: 0 of 2 right, needed")
+
+
+def test_the_page_lists_projects_in_the_order_next_hands_out_work(client, auth, teams, annotators, run_jobs, app):
+    from annotate.extensions import redis
+    from annotate.services import skills
+
+    requester = teams.requester()
+    # Hand-computed rates at the usual pace (pay x 3600 / estimated seconds), in cents an hour:
+    slow = live_project(client, requester, run_jobs, title="Slow", pay=60, estimate=60, items=2)        # 3,600
+    strict = live_project(client, requester, run_jobs, title="Strict", pay=50, estimate=30, items=2)    # 6,000
+    easy = live_project(client, requester, run_jobs, title="Easy", pay=50, estimate=30, items=2)        # 6,000
+    urgent = live_project(client, requester, run_jobs, title="Urgent", pay=25, estimate=60, items=2)    # 1,500
+    with app.app_context():
+        operator = teams.operator.id
+        medical = skills.create_skill(requester.person.id, "Medical terms").id
+        skills.set_project_skills(requester.person.id, strict, [{"skill_id": medical, "min_level": 40}])
+        work_service_update(requester.person.id, urgent, {"priority": 5})
+        kind = next(s.id for s in skills.list_skills() if s.config_kind == "text_classification")
+    (ada,) = annotators(1)
+    with app.app_context():
+        skills.adjust_level(operator, ada.id, medical, 90, "passed the medical vocabulary test")
+        skills.adjust_level(operator, ada.id, kind, 70, "years of sentiment work elsewhere")
+
+    # Priority first, whatever it pays; Strict and Easy pay the same, and Easy leaves her
+    # more slack above its minimums (70 in text classification) than Strict (90 - 40 = 50).
+    auth.login(ada.person)
+    html = section(page_of(client), "projects")
+    expected = [urgent, easy, strict, slow]
+    assert listed_order(html) == expected
+    assert cell(html, "data-project", strict, "skills") == "Medical terms 90 (minimum 40), Text classification 70"
+    assert cell(html, "data-project", easy, "rate").startswith("60.00 USD about 30 s a micro-task")
+    assert cell(html, "data-project", urgent, "priority") == "priority 5"
+
+    # `next` without a project hands out work in that order, also from a state rebuilt from SQL.
+    with app.app_context():
+        redis.client.flushdb()
+    handed = []
+    for _ in expected:
+        work = ada.next().get_json()
+        handed.append(work["project"])
+        assert ada.submit(work).status_code == 200
+    assert handed == expected
+    assert ada.next().status_code == 204
+
+
+def work_service_update(user_id: int, project_id: int, raw: dict) -> None:
+    from annotate.services import work
+
+    work.update_project(user_id, project_id, raw)
+
+
+def test_projects_closed_to_the_annotator_say_which_rule_and_how_to_qualify(client, auth, teams, annotators,
+                                                                           run_jobs, app):
+    from annotate.services import skills
+
+    requester = teams.requester()
+    german = live_project(client, requester, run_jobs, title="German reviews", pay=50)
+    gory = live_project(client, requester, run_jobs, title="Crime reports", pay=50)
+    expert = live_project(client, requester, run_jobs, title="Radiology notes", pay=50)
+    capped = live_project(client, requester, run_jobs, title="Many voices", pay=50, items=8, overlap=1)
+    with app.app_context():
+        work_service_update(requester.person.id, german, {"required_languages": ["de"]})
+        work_service_update(requester.person.id, gory, {"content_categories": ["violence"]})
+        work_service_update(requester.person.id, capped, {"max_share_per_annotator": 0.25})  # 1 of 4
+        medical = skills.create_skill(requester.person.id, "Medical terms").id
+        skills.set_project_skills(requester.person.id, expert, [{"skill_id": medical, "min_level": 60}])
+    (ada,) = annotators(1)
+    ada.profile(languages=[{"code": "en", "level": "native"}], opted_out_categories=["violence"])
+    with app.app_context():
+        skills.adjust_level(teams.operator.id, ada.id, medical, 45, "a short course only")
+    assert ada.submit(ada.next(capped).get_json()).status_code == 200
+
+    auth.login(ada.person)
+    html = page_of(client)
+    assert listed_order(html) == []
+    assert closed_item(html, german) == ("it needs de, which your profile does not list",
+                                         "Declare de on your profile if you read it.")
+    assert closed_item(html, gory)[0] == "it shows violence content, which you opted out of"
+    why, how = closed_item(html, expert)
+    assert why == "Medical terms: your level 45, the minimum 60"
+    assert how.startswith("Raise Medical terms to 60 with good work on projects that use it")
+    assert closed_item(html, capped)[0] == "you took 1 of the 1 micro-tasks one annotator may take"
+    # And the queue agrees: nothing for her anywhere.
+    assert ada.next().status_code == 204
+
+    ada.profile(languages=[{"code": "en", "level": "native"}, {"code": "de", "level": "fluent"}])
+    html = page_of(client)
+    assert listed_order(html) == [german]
+    assert ada.next().get_json()["project"] == german
+
+    with app.app_context():
+        from annotate.services import work
+
+        work.block(teams.operator.id, ada.id, "payments under review")
+    why, how = closed_item(page_of(client), german)
+    assert why == "your account is blocked: payments under review"
 
 
 def test_passing_the_qualification_puts_the_project_with_the_ready_ones(client, auth, teams, annotators, run_jobs):
@@ -236,8 +354,7 @@ def test_passing_the_qualification_puts_the_project_with_the_ready_ones(client, 
     auth.login(ada.person)
     html = page_of(client)
     assert cell(section(html, "projects"), "data-project", gated, "qualification") == "passed"
-    order = [int(p) for p in re.findall(r'<tr data-project="(\d+)">', section(html, "projects"))]
-    assert order == [gated, plain]
+    assert listed_order(html) == [gated, plain]
 
 
 # --- quality ----------------------------------------------------------------------------

@@ -108,6 +108,33 @@ def test_an_operator_closes_checks_downloads_and_pays_a_run(client, auth, app, p
         assert actions == ["close_payroll_run", "mark_payroll_paid"]
 
 
+def earnings_tables(html: str) -> str:
+    start = html.index('<ul class="counts money">')
+    # The dashboard then links to the earnings page.
+    return html[start:html.index("</section>", start)].split('<p><a href="/payroll/earnings">')[0].strip()
+
+
+def test_the_earnings_page_shows_the_dashboard_s_earnings_tables_and_each_entry_s_payroll_state(
+        client, app, paid_work):
+    work = paid_work(items=4)
+    annotator = work["people"][1]
+    with app.app_context():
+        run_id = payroll.close_run(work["operator"].id, dt.datetime.now(dt.UTC))
+    page = annotator.client.get("/payroll/earnings", headers=annotator.headers).get_data(as_text=True)
+    dashboard = annotator.client.get("/dashboard", headers=annotator.headers).get_data(as_text=True)
+    # One partial: the same tables, to the character, on both pages.
+    assert earnings_tables(page) == earnings_tables(dashboard)
+    usd = '<li data-money="approved" data-currency="USD"><strong>2.25 USD</strong>'  # 2 micro-tasks + the bonus
+    assert usd in page and '<li data-money="paid" data-currency="EUR"><strong>0.00 EUR</strong>' in page
+    assert page.count(f"in payroll run {run_id}") == 4 and "not yet in a payroll run" not in page
+    with app.app_context():
+        payroll.mark_paid(work["operator"].id, run_id)
+    page = annotator.client.get("/payroll/earnings", headers=annotator.headers).get_data(as_text=True)
+    assert '<li data-money="paid" data-currency="USD"><strong>2.25 USD</strong>' in page
+    assert '<li data-money="paid" data-currency="EUR"><strong>3.33 EUR</strong>' in page
+    assert page.count("status-paid") == 4
+
+
 def test_entries_after_the_period_end_wait_for_the_next_run(client, app, paid_work):
     work = paid_work(items=4)
     headers = operator_headers(app, work["operator"])

@@ -48,7 +48,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
 def test_the_page_loads_label_studio_from_our_static_files(client, auth, people):
     auth.login(people.make())
     html = client.get("/work").get_data(as_text=True)
-    assert f'<script src="{LS_JS}" defer></script>' in html
+    assert re.search(rf'<script src="{re.escape(LS_JS)}\?v=[0-9a-f]{{16}}" defer></script>', html)  # versioned
     # Label Studio's CSS first, then ours again: its global resets must not win.
     assert html.index(LS_CSS) < html.rindex("/static/css/app.css") < html.index("/static/css/workbench.css")
     assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', html)  # nothing from a CDN

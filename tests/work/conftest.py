@@ -19,6 +19,7 @@ class Projects:
         if self.requester is None:
             self.requester = self.teams.requester()
         headers = self.requester.headers
+        settings.setdefault("unassisted_share", 0.0)  # every assignment shows predictions unless a test asks
         project = self.client.post("/api/projects/", headers=headers, json={
             "title": "Sentiment", "label_config": TEXT_CONFIG, "overlap": overlap, "items_per_micro_task": per_task,
             "pay_per_micro_task": 50, "estimated_seconds_per_micro_task": 60, "lease_seconds": lease_seconds,

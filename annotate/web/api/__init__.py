@@ -72,4 +72,5 @@ def revoke_token(token_id: int):
 
 
 # The routes of the other API modules attach themselves to `bp`.
-from . import console, exports, imports, operators, payroll, profile, projects, tasks, work  # noqa: E402,F401
+from . import (assist, console, exports, imports, operators, payroll, profile, projects, skills,  # noqa: E402,F401
+               tasks, work)

@@ -56,12 +56,18 @@ def payroll_run(run_id: int):
     return jsonify(payroll.run_json(current_user.id, run_id))
 
 
+def payroll_csv_download(run_id: int) -> Response:
+    """A run's payroll CSV as a download: the one response of the API and of the payroll pages."""
+    found = payroll.run_csv(current_user.id, run_id)
+    return Response(found.content, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{found.filename}"',
+                             "X-Content-Type-Options": "nosniff"})
+
+
 @bp.route("/payroll/runs/<int:run_id>/csv", methods=["GET"])
 @operator_only
 def payroll_run_csv(run_id: int):
-    run = payroll.get_run(current_user.id, run_id)
-    return Response(payroll.run_csv(current_user.id, run_id), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{payroll.csv_filename(run)}"'})
+    return payroll_csv_download(run_id)
 
 
 @bp.route("/payroll/runs/<int:run_id>/paid", methods=["POST"])

@@ -1,0 +1,175 @@
+"""The built-in learner: trained on consensus and gold, versioned, retrained on growth,
+predicting open items; and the anchoring guard around what annotators are shown."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from annotate.extensions import db
+from annotate.models import Annotation, Assignment, AssistModel, Item, ItemScore, Prediction
+from annotate.services import assist
+from tests.assist.conftest import label_micro_tasks, truth
+from tests.conftest import choice
+
+
+def models(app, project: int) -> list[AssistModel]:
+    with app.app_context():
+        found = list(db.session.scalars(select(AssistModel).where(AssistModel.project_id == project)
+                                        .order_by(AssistModel.version)))
+        db.session.expunge_all()
+        return found
+
+
+def predictions(app, project: int) -> dict[str, tuple[str, float, str]]:
+    """text -> (predicted label, score, model version) of every predicted item."""
+    with app.app_context():
+        rows = db.session.execute(select(Item.data, Prediction.result, Prediction.score, Prediction.model_version)
+                                  .join(Prediction, Prediction.item_id == Item.id)
+                                  .where(Item.project_id == project)).all()
+        return {data["text"]: (result[0]["value"]["choices"][0], score, version)
+                for data, result, score, version in rows}
+
+
+def test_trains_on_consensus_then_predicts_the_open_items(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=60, per_task=5, overlap=2)
+    label_micro_tasks(project, labelers(2), 6, run_jobs)  # 30 items with a consensus of two
+
+    [model] = models(app, project)
+    assert (model.kind, model.version, model.training_size) == ("builtin", 1, 30)
+    assert model.heldout_accuracy is not None and model.heldout_accuracy >= 0.8
+    assert model.details["heldout_size"] == 6 and model.details["classifier"] == "logistic regression"
+    predicted = predictions(app, project)
+    # Every open item (the 30 nobody labeled yet) and nothing else, with the label its words give.
+    assert len(predicted) == 30
+    right = sum(label == truth(text) for text, (label, _, _) in predicted.items())
+    assert right >= 27
+    assert {version for _, _, version in predicted.values()} == {"builtin-v1"}
+    assert all(0.5 <= score <= 1.0 for _, score, _ in predicted.values())
+
+
+def test_annotators_get_the_predictions_and_acceptance_is_recorded_by_the_server(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=40, per_task=5, overlap=2)
+    first, second = labelers(2)
+    label_micro_tasks(project, [first, second], 4, run_jobs)
+    work = first.next(project).get_json()
+    assert work["assist"] == {"source": "builtin", "shown": True, "unavailable": None}
+    shown = {item["id"]: item["predictions"][0] for item in work["items"]}
+    assert len(shown) == 5 and all(p["model_version"] == "builtin-v1" for p in shown.values())
+    # The page claims nothing was pre-filled; the server knows better.
+    ids = list(shown)
+    annotations = [{"item_id": ids[0], "result": shown[ids[0]]["result"], "seconds": 1.0,
+                    "had_prediction": False, "accepted_prediction": False}]
+    flipped = "Negative" if shown[ids[1]]["result"][0]["value"]["choices"] == ["Positive"] else "Positive"
+    annotations.append({"item_id": ids[1], "result": choice(flipped), "seconds": 4.0, "accepted_prediction": True})
+    annotations += [{"item_id": i, "result": shown[i]["result"], "seconds": 1.0} for i in ids[2:]]
+    response = first.client.post(f"/api/work/{work['assignment_id']}/submit", headers=first.headers,
+                                 json={"annotations": annotations})
+    assert response.status_code == 200
+    with app.app_context():
+        stored = {a.item_id: (a.had_prediction, a.accepted_prediction)
+                  for a in db.session.scalars(select(Annotation).where(Annotation.assignment_id == work["assignment_id"]))}
+        assert db.session.get(Assignment, work["assignment_id"]).with_predictions is True
+    assert stored[ids[0]] == (True, True) and stored[ids[1]] == (True, False)
+    assert all(stored[i] == (True, True) for i in ids[2:])
+
+
+def test_single_answers_are_never_training_labels(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=40, per_task=5, overlap=1)
+    label_micro_tasks(project, labelers(1), 8, run_jobs)
+    assert models(app, project) == []
+    with app.app_context():
+        assert db.session.query(ItemScore).filter_by(project_id=project).count() == 40
+        assert assist.trainable_count(db.session, project) == 0
+        summary = assist.train_builtin(project, force=True)
+    assert summary == {"trained": False, "why": "0 consensus labels so far; the learner needs at least 20"}
+
+
+def test_gold_answers_teach_and_never_get_predictions(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=30, per_task=5, overlap=2, gold=20)
+    # Publishing trained a first model on the 20 gold answers alone.
+    [model] = models(app, project)
+    assert model.training_size == 20 and len(predictions(app, project)) == 30
+    with app.app_context():
+        gold_predicted = db.session.scalar(select(Prediction.id).join(Item, Item.id == Prediction.item_id)
+                                           .where(Item.project_id == project, Item.is_gold.is_(True)))
+    assert gold_predicted is None
+
+
+def test_retrains_once_consensus_grew_by_the_projects_share(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=80, per_task=5, overlap=2, retrain_growth=0.25)
+    workers = labelers(2)
+    label_micro_tasks(project, workers, 5, run_jobs)        # 25 labels: v1
+    assert [(m.version, m.training_size) for m in models(app, project)] == [(1, 25)]
+    label_micro_tasks(project, workers, 1, run_jobs)        # 30 < 25 * 1.25 = 31.25: not yet
+    assert len(models(app, project)) == 1
+    label_micro_tasks(project, workers, 1, run_jobs)        # 35: v2
+    assert [(m.version, m.training_size) for m in models(app, project)] == [(1, 25), (2, 35)]
+    # Open items get the newest model's prediction; the 10 labeled in between keep what they were shown.
+    versions = [v for _, _, v in predictions(app, project).values()]
+    assert (versions.count("builtin-v2"), versions.count("builtin-v1")) == (80 - 35, 10)
+
+
+def test_train_now_through_the_api_and_models_listed(app, client, assisted, labelers, run_jobs):
+    project = assisted.live(items=60, per_task=5, overlap=2, retrain_growth=5.0)
+    label_micro_tasks(project, labelers(2), 5, run_jobs)
+    headers = assisted.requester.headers
+    assert client.post(f"/api/projects/{project}/assist/train", headers=headers).status_code == 202
+    run_jobs()
+    listed = client.get(f"/api/projects/{project}/assist", headers=headers).get_json()
+    assert [(m["version"], m["training_size"], m["kind"]) for m in listed["models"]] == [(2, 25, "builtin"),
+                                                                                       (1, 25, "builtin")]
+    assert listed["assist"] == "builtin" and listed["error"] is None
+
+
+def test_builtin_assist_refused_for_configs_it_cannot_learn(client, teams):
+    from tests.conftest import IMAGE_CONFIG
+
+    requester = teams.requester()
+    response = client.post("/api/projects/", headers=requester.headers, json={
+        "title": "Boxes", "label_config": IMAGE_CONFIG, "assist": "builtin"})
+    assert response.status_code == 400
+    assert response.get_json()["validation_errors"] == {
+        "assist": ["assist: the built-in learner needs a Choices control over a Text object in the label config"]}
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_the_unassisted_share_of_assignments_shows_no_predictions(app, assisted, labelers, run_jobs, share):
+    project = assisted.live(items=120, per_task=2, overlap=1, gold=10, gold_share=0.5, unassisted_share=share)
+    with app.app_context():
+        assist.train_builtin(project)
+    shown = []
+    for worker in labelers(12):
+        for _ in range(5):
+            work = worker.next(project).get_json()
+            assert work["assist"]["shown"] == assist.assisted(work["assignment_id"], share)
+            for item in work["items"]:
+                if item["data"]["text"].startswith("gold"):
+                    assert "predictions" not in item or item["predictions"] == []
+                else:
+                    assert ("predictions" in item) == work["assist"]["shown"]
+            shown.append(work["assist"]["shown"])
+            annotations = [{"item_id": i["id"], "result": choice(truth(i["data"]["text"].removeprefix("gold "))),
+                            "seconds": 1.0} for i in work["items"]]
+            worker.client.post(f"/api/work/{work['assignment_id']}/submit", headers=worker.headers,
+                               json={"annotations": annotations})
+    hidden = shown.count(False) / len(shown)
+    assert hidden == {0.0: 0.0, 1.0: 1.0}.get(share, hidden)
+    if share == 0.3:
+        assert 0.1 < hidden < 0.5  # 60 draws of a fixed hash
+    with app.app_context():
+        flags = {a.id: a.with_predictions for a in db.session.scalars(
+            select(Assignment).where(Assignment.project_id == project))}
+        gold_prefilled = db.session.scalar(select(Annotation.id).join(Item, Item.id == Annotation.item_id)
+                                           .where(Item.project_id == project, Item.is_gold.is_(True),
+                                                  Annotation.had_prediction.is_(True)))
+    assert gold_prefilled is None
+    assert all(flag == assist.assisted(assignment_id, share) for assignment_id, flag in flags.items())
+
+
+def test_same_result_ignores_ids_scores_and_order():
+    a = [{"id": "x1", "from_name": "s", "to_name": "t", "type": "choices", "value": {"choices": ["A"]}, "score": 0.4},
+         {"id": "x2", "from_name": "n", "to_name": "t", "type": "number", "value": {"number": 3}}]
+    b = [dict(a[1], id="other"), dict(a[0], id="y", origin="prediction")]
+    assert assist.same_result(a, b)
+    assert not assist.same_result(a, [a[0]])
+    assert not assist.same_result(a, [a[1], dict(a[0], value={"choices": ["B"]})])
