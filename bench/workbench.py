@@ -240,8 +240,9 @@ def main() -> None:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 label(browser, args, f"http://127.0.0.1:{port}", project_id)
                 browser.close()
+    servers = (f" --database {args.database}" if args.database else "") + (f" --redis {args.redis}" if args.redis else "")
     print("\nreproduce: .venv/bin/python bench/workbench.py --micro-tasks "
-          f"{args.micro_tasks} --items {args.items} --link {args.link[0]:g}:{args.link[1]:g}")
+          f"{args.micro_tasks} --items {args.items} --link {args.link[0]:g}:{args.link[1]:g}{servers}")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_serve_runs_everything_on_embedded_defaults_and_stops_together(tmp_path)
         connection.close()
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        code = process.wait(timeout=40)
+        code = process.wait(timeout=120)
     assert code == 0, (tmp_path / "serve.log").read_text()[-3000:]
     time.sleep(0.5)
     assert [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
@@ -94,5 +94,5 @@ def test_serve_runs_everything_on_embedded_defaults_and_stops_together(tmp_path)
         _wait_for(f"http://127.0.0.1:{port}/healthz", process)
     finally:
         os.killpg(process.pid, signal.SIGINT)
-        output, _ = process.communicate(timeout=40)
+        output, _ = process.communicate(timeout=120)
     assert "already has users" in output and "operator@demo.local" not in output

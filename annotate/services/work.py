@@ -285,7 +285,21 @@ def _scored_seconds(project_id: int) -> list[float]:
 
 def references(projects_: Iterable[Project]) -> dict[int, matching.Reference]:
     """Each project's seconds per micro-task at the usual pace: its median over scored work, or the estimate."""
-    return {p.id: matching.reference(_scored_seconds(p.id), p.estimated_seconds_per_micro_task) for p in projects_}
+    projects_ = list(projects_)
+    if len(projects_) == 1:
+        samples = {projects_[0].id: _scored_seconds(projects_[0].id)}
+    else:  # one query for all, the latest RATE_WINDOW of each
+        samples = {p.id: [] for p in projects_}
+        rank = func.row_number().over(partition_by=Assignment.project_id, order_by=Assignment.id.desc()).label("rank")
+        inner = (select(Assignment.project_id, Assignment.active_seconds, rank)
+                 .join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
+                 .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+                 .where(Assignment.project_id.in_(list(samples)), Assignment.status == "submitted",
+                        MicroTask.is_qualification.is_(False)).subquery())
+        for project_id, active in db.session.execute(select(inner.c.project_id, inner.c.active_seconds)
+                                                     .where(inner.c.rank <= RATE_WINDOW)):
+            samples[project_id].append(active)
+    return {p.id: matching.reference(samples[p.id], p.estimated_seconds_per_micro_task) for p in projects_}
 
 
 def speeds(annotator_ids: Iterable[int]) -> dict[int, dict[str, tuple[int, int]]]:

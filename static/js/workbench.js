@@ -299,6 +299,8 @@
   // tree" warnings, and for boxes "Cannot read properties of undefined
   // (reading 'stageRef')"). Resolves once the store is empty.
   function clearLabelStudio(store) {
+    // Emptied already (while the submit was on its way): nothing to wait for.
+    if (store.isLoading && !store.annotationStore.annotations.length) return Promise.resolve();
     store.setFlags({ isLoading: true });
     return nextTask().then(function () {
       if (state.store === store) store.resetState();
