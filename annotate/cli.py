@@ -125,7 +125,10 @@ def serve_command(host: str, port: int, web_workers: int, no_demo: bool) -> None
     bindir = Path(sys.executable).parent
     commands = {
         "web": [str(bindir / "gunicorn"), "--workers", str(web_workers), "--worker-class", "gthread",
-                "--threads", "8", "--bind", f"{host}:{port}", "--access-logfile", "-", "wsgi:app"],
+                "--threads", "8", "--bind", f"{host}:{port}", "--access-logfile", "-",
+                # Stuck workers are killed by gunicorn itself, before our own 15 s deadline
+                # kills the master and would leave them orphaned.
+                "--graceful-timeout", "10", "wsgi:app"],
         "worker": [str(bindir / "rq"), "worker", "--url", redis_url, "--with-scheduler",
                    "--path", str(REPO), "default"],
         "scheduler": [str(bindir / "rq"), "cron", "--url", redis_url, "--path", str(REPO), "tasks.schedule"],

@@ -83,8 +83,12 @@ def test_serve_runs_everything_on_embedded_defaults_and_stops_together(tmp_path)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         code = process.wait(timeout=120)
     assert code == 0, (tmp_path / "serve.log").read_text()[-3000:]
-    time.sleep(0.5)
-    assert [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
+    # Children get a moment to finish exiting on a loaded machine; none may outlive that.
+    deadline = time.monotonic() + 10
+    while (alive := [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive == []
 
     # A second start keeps the data and prints no new passwords.
     process = subprocess.Popen([sys.executable, "-m", "annotate", "serve", "--port", str(port)],
