@@ -130,6 +130,7 @@ def serve_command(host: str, port: int, web_workers: int, no_demo: bool) -> None
                 # kills the master and would leave them orphaned.
                 "--graceful-timeout", "10", "wsgi:app"],
         "worker": [str(bindir / "rq"), "worker", "--url", redis_url, "--with-scheduler",
+                   "--worker-class", "tasks.worker.PreloadedWorker",
                    "--path", str(REPO), "default"],
         "scheduler": [str(bindir / "rq"), "cron", "--url", redis_url, "--path", str(REPO), "tasks.schedule"],
     }

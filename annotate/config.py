@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,6 +30,34 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _ranking_currency(env: Mapping[str, str], name: str) -> str:
+    code = (env.get(name) or "USD").strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ConfigError(f"{name} must be a three-letter ISO 4217 code such as USD, not {env.get(name)!r}")
+    return code
+
+
+def _exchange_rates(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """"EUR:1.08,JPY:0.0067" -> {"EUR": "1.08", "JPY": "0.0067"}: the value of one unit of
+    each currency in RANKING_CURRENCY, as exact decimal text."""
+    rates: dict[str, str] = {}
+    for part in (env.get(name) or "").split(","):
+        if not part.strip():
+            continue
+        code, _, rate = part.strip().partition(":")
+        code, rate = code.strip().upper(), rate.strip()
+        if len(code) != 3 or not code.isalpha():
+            raise ConfigError(f"{name}: {part.strip()!r} must be CODE:RATE with a three-letter ISO 4217 code")
+        try:
+            valid = Decimal(rate).is_finite() and Decimal(rate) > 0
+        except InvalidOperation:
+            valid = False
+        if not valid:
+            raise ConfigError(f"{name}: the rate of {code} must be a positive decimal number, not {rate!r}")
+        rates[code] = rate
+    return rates
 
 
 def _secret_key(env: Mapping[str, str], instance: Path) -> str:
@@ -95,4 +124,8 @@ def load(instance_path: str | os.PathLike, env: Mapping[str, str] | None = None)
         "EXPORT_TTL_SECONDS": _int(env, "EXPORT_TTL_SECONDS", 7 * 24 * 3600, minimum=60),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_BYTES", 512 * 1024 * 1024, minimum=1024),
         "WTF_CSRF_TIME_LIMIT": None,
+        # Matching compares hourly rates of projects paid in different currencies in this one,
+        # at these operator-set rates; pay itself is never converted.
+        "RANKING_CURRENCY": _ranking_currency(env, "RANKING_CURRENCY"),
+        "RANKING_EXCHANGE_RATES": _exchange_rates(env, "RANKING_EXCHANGE_RATES"),
     }

@@ -6,7 +6,8 @@ Nothing here connects at import time: each object is bound to an app by
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -51,6 +52,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class _DatabaseState:
     engine: Engine
     sessions: scoped_session[Session]
+    # SQLite's writers in this process queue here (re-entrant: a service may call another).
+    writer_lock: threading.RLock = field(default_factory=threading.RLock)
 
 
 class Database:
@@ -81,20 +84,32 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """The unit of work of a service: commit on success, roll back on error.
 
-        A read the view did first is ended here, so the service starts from
-        fresh data and, on SQLite, holds the write lock from its first statement.
+        On SQLite a read the view did first is ended here, so the service
+        starts from fresh data and holds the write lock from its first
+        statement; the threads of one process queue for that lock on a Python
+        lock, as SQLite's own busy wait sleeps up to 100 ms between tries.
+        On PostgreSQL the read goes on into the service's transaction: each
+        statement of READ COMMITTED sees fresh data anyway, and ending it
+        would cost a commit and a connection check-out (with its ping).
         """
         session = self.session
+        if self.engine.dialect.name != "sqlite":
+            yield from _unit_of_work(session)
+            return
         if session.in_transaction():
             session.commit()
-        if self.engine.dialect.name == "sqlite":
+        with self._state.writer_lock:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+            yield from _unit_of_work(session)
+
+
+def _unit_of_work(session: Session) -> Iterator[Session]:
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 class RedisConnection:

@@ -808,7 +808,7 @@ TEMPLATES: dict[str, Template] = {
     <Choice value="Neither"/>
   </Choices>
 </View>""",
-        sample_data={"image": "/media/samples/cat.jpg"},
+        sample_data={"image": "/projects/samples/cat.jpg"},
         sample_result=[_choices_result("label", "image", "Cat")],
     ),
     "bounding_boxes": Template(
@@ -820,7 +820,7 @@ TEMPLATES: dict[str, Template] = {
     <Label value="Person" background="#6699ff"/>
   </RectangleLabels>
 </View>""",
-        sample_data={"image": "/media/samples/street.jpg"},
+        sample_data={"image": "/projects/samples/street.jpg"},
         sample_result=[
             {"id": "b1", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
              "original_width": 1920, "original_height": 1080, "image_rotation": 0,
@@ -837,7 +837,7 @@ TEMPLATES: dict[str, Template] = {
     <Label value="Building" background="#cc9966"/>
   </PolygonLabels>
 </View>""",
-        sample_data={"image": "/media/samples/street.jpg"},
+        sample_data={"image": "/projects/samples/street.jpg"},
         sample_result=[
             {"id": "p1", "from_name": "label", "to_name": "image", "type": "polygonlabels",
              "original_width": 1920, "original_height": 1080,
@@ -862,7 +862,7 @@ TEMPLATES: dict[str, Template] = {
   <Audio name="audio" value="$audio"/>
   <TextArea name="transcription" toName="audio" rows="4" editable="true" maxSubmissions="1" required="true"/>
 </View>""",
-        sample_data={"audio": "/media/samples/hello.wav"},
+        sample_data={"audio": "/projects/samples/hello.wav"},
         sample_result=[
             {"id": "t1", "from_name": "transcription", "to_name": "audio", "type": "textarea",
              "value": {"text": ["hello and welcome"]}},

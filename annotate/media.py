@@ -7,6 +7,8 @@ writes it and a JPEG thumbnail atomically under `ab/cd/<sha256>.<ext>` below
 the media root; storing the same bytes again writes nothing.
 `iter_zip_images` yields the images of a ZIP after refusing archives that
 try path tricks, symlinks or decompression bombs. `Limits` holds the limits.
+`sample` draws the image and synthesises the sound the ready label configs
+preview on.
 
 Pure module: no ORM, no Flask. Errors a user can cause are `MediaError`s
 naming the file (or ZIP member).
@@ -14,20 +16,26 @@ naming the file (or ZIP member).
 
 from __future__ import annotations
 
+import array
+import functools
 import hashlib
 import io
+import math
 import os
 import secrets
 import stat
+import sys
+import wave
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "Limits", "MediaError", "StoredImage", "iter_zip_images", "store_image"]
+__all__ = ["IMAGE_EXTENSIONS", "SAMPLES", "Limits", "MediaError", "StoredImage", "count_zip_images",
+           "iter_zip_images", "sample", "store_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 _FORMATS = ("JPEG", "PNG", "WEBP")
@@ -87,6 +95,7 @@ class StoredImage:
     height: int
     format: str        # "JPEG", "PNG" or "WEBP"
     sha256: str        # of the uploaded bytes
+    created: bool = False  # this call wrote the files (they were not stored before)
 
 
 def store_image(
@@ -150,7 +159,7 @@ def store_image(
     # Thumbnail first: a stored image then always has its thumbnail.
     _write_atomically(root / thumb_rel, thumb, fsync)
     _write_atomically(root / rel, stored, fsync)
-    return StoredImage(rel, thumb_rel, width, height, fmt, sha)
+    return StoredImage(rel, thumb_rel, width, height, fmt, sha, created=True)
 
 
 def _size(n: int) -> str:
@@ -251,8 +260,20 @@ def _write_atomically(path: Path, data: bytes, fsync: bool = True) -> None:
 # --- ZIP archives ------------------------------------------------------------
 
 
+def count_zip_images(fp: IO[bytes], limits: Limits = Limits(), filename: str = "the ZIP file") -> int:
+    """How many images `iter_zip_images` would yield, after the same checks
+    (reading the archive's directory only)."""
+    try:
+        archive = zipfile.ZipFile(fp)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise MediaError(filename, f"not a readable ZIP archive ({exc})") from None
+    with archive:
+        return len(_checked_members(archive, limits))
+
+
 def iter_zip_images(
-    fp: IO[bytes], limits: Limits = Limits(), filename: str = "the ZIP file"
+    fp: IO[bytes], limits: Limits = Limits(), filename: str = "the ZIP file", *,
+    start: int = 0, stop: int | None = None,
 ) -> Iterator[tuple[str, IO[bytes]]]:
     """Yield (member name, readable file) for each image in a ZIP archive.
 
@@ -264,7 +285,8 @@ def iter_zip_images(
     `MediaError` naming the member. Directories, `__MACOSX/` and dotfiles
     are skipped, and so are members that are not .jpg/.jpeg/.png/.webp.
     `fp` must be seekable. Each yielded file is closed when the next one is
-    asked for.
+    asked for. `start` and `stop` yield only those images, in the same order,
+    so that several background jobs can share one archive.
     """
     try:
         archive = zipfile.ZipFile(fp)
@@ -272,7 +294,7 @@ def iter_zip_images(
         raise MediaError(filename, f"not a readable ZIP archive ({exc})") from None
     with archive:
         members = _checked_members(archive, limits)
-        for info in members:
+        for info in members[start:stop]:
             try:
                 with archive.open(info) as member:
                     yield info.filename, member
@@ -323,3 +345,93 @@ def _checked_members(archive: zipfile.ZipFile, limits: Limits) -> list[zipfile.Z
                 name, f"the ZIP archive's images add up to more than {_size(limits.max_uncompressed_bytes)}"
             )
     return members
+
+
+# --- sample media for the previews of the ready label configs ---------------------
+
+SAMPLES = {"cat.jpg": "image/jpeg", "street.jpg": "image/jpeg", "hello.wav": "audio/wav"}
+
+
+def sample(name: str) -> bytes:
+    """The bytes of a sample the ready configs preview on (`SAMPLES` names
+    them). Drawn and synthesised here, so the repository ships no
+    third-party media; KeyError for another name."""
+    if name not in SAMPLES:
+        raise KeyError(name)
+    return _sample(name)
+
+
+@functools.cache
+def _sample(name: str) -> bytes:
+    if name == "hello.wav":
+        return _chime_wav()
+    out = io.BytesIO()
+    (_draw_cat() if name == "cat.jpg" else _draw_street()).save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _draw_street() -> Image.Image:
+    # 1920 x 1080, as the ready configs' sample results assume: sky, houses, a road, a car and a person.
+    im = Image.new("RGB", (1920, 1080), (150, 196, 235))
+    draw = ImageDraw.Draw(im)
+    draw.ellipse((1580, 90, 1740, 250), fill=(255, 226, 120))
+    for x, height, color in ((60, 420, (176, 120, 90)), (440, 520, (210, 180, 140)),
+                             (900, 380, (160, 160, 170)), (1300, 470, (190, 110, 100))):
+        top = 700 - height
+        draw.rectangle((x, top, x + 340, 700), fill=color)
+        for wx in range(x + 40, x + 300, 100):
+            for wy in range(top + 40, 640, 110):
+                draw.rectangle((wx, wy, wx + 50, wy + 60), fill=(235, 240, 250))
+    draw.rectangle((0, 700, 1920, 1080), fill=(90, 92, 98))
+    for x in range(0, 1920, 240):
+        draw.rectangle((x + 40, 880, x + 180, 900), fill=(240, 240, 240))
+    # a car on the road
+    draw.rounded_rectangle((200, 760, 780, 900), radius=40, fill=(200, 40, 50))
+    draw.rounded_rectangle((320, 660, 660, 780), radius=40, fill=(180, 30, 40))
+    for cx in (320, 660):
+        draw.ellipse((cx - 55, 850, cx + 55, 960), fill=(30, 30, 30))
+    # a person on the pavement
+    draw.ellipse((1500, 560, 1560, 620), fill=(240, 200, 170))
+    draw.rectangle((1495, 620, 1565, 760), fill=(60, 90, 160))
+    draw.rectangle((1500, 760, 1525, 860), fill=(40, 40, 60))
+    draw.rectangle((1540, 760, 1565, 860), fill=(40, 40, 60))
+    return im
+
+
+def _draw_cat() -> Image.Image:
+    im = Image.new("RGB", (1280, 960), (236, 228, 214))
+    draw = ImageDraw.Draw(im)
+    fur, dark = (232, 150, 70), (120, 70, 40)
+    draw.ellipse((380, 520, 900, 900), fill=fur)  # body
+    draw.polygon([(430, 250), (470, 60), (590, 200)], fill=fur)  # ears
+    draw.polygon([(850, 250), (810, 60), (690, 200)], fill=fur)
+    draw.ellipse((400, 150, 880, 600), fill=fur)  # head
+    for x in (520, 700):
+        draw.ellipse((x, 300, x + 70, 390), fill=(90, 160, 80))
+        draw.ellipse((x + 25, 310, x + 45, 380), fill=(20, 20, 20))
+    draw.polygon([(615, 430), (665, 430), (640, 460)], fill=(200, 90, 100))  # nose
+    for dy in (-20, 0, 20):  # whiskers
+        draw.line((600, 450, 440, 440 + dy * 2), fill=dark, width=4)
+        draw.line((680, 450, 840, 440 + dy * 2), fill=dark, width=4)
+    for x in (460, 560, 660, 760):  # stripes
+        draw.arc((x - 40, 560, x + 40, 700), 200, 340, fill=dark, width=10)
+    return im
+
+
+def _chime_wav(rate: int = 16000) -> bytes:
+    # Three soft notes (C5, E5, G5), 1.5 s of 16-bit mono PCM with the standard library's wave.
+    frames = array.array("h")
+    for n, pitch in enumerate((523.25, 659.25, 783.99)):
+        length = int(rate * 0.5)
+        for i in range(length):
+            envelope = min(1.0, i / 400) * (1 - i / length) ** 2
+            frames.append(int(12000 * envelope * math.sin(2 * math.pi * pitch * i / rate)))
+    if sys.byteorder == "big":
+        frames.byteswap()  # WAV is little-endian
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(frames.tobytes())
+    return out.getvalue()

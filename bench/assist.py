@@ -211,6 +211,7 @@ class Run:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (training size, held-out accuracy)
     served: list[tuple[int, float, bool]] = field(default_factory=list)  # (model size, score, model right)
     reformed: list[int] = field(default_factory=list)  # items moved by each retrain's reform_head
+    writes: list[tuple[int, int]] = field(default_factory=list)  # (prediction rows written, open items predicted)
     reform_why: Counter = field(default_factory=Counter)
     retrains: int = 0
     consensus_right: float = 0.0
@@ -224,6 +225,7 @@ class Run:
     accepted_right: tuple[int, int] = (0, 0)  # (pre-annotations equal to the truth, pre-filled)
     panel_accepted: float | None = None
     final_platform_heldout: float | None = None
+    final_heldout_size: int = 0
     seconds: Counter = field(default_factory=Counter)
 
 
@@ -270,6 +272,7 @@ def label_one_micro_task(project: int, people: People, workers: Workers, truth: 
         started = time.perf_counter()
         payload = work.next_assignment(annotator, project)
         run.seconds["next"] += time.perf_counter() - started
+        run.seconds["next calls"] += 1
         if payload is None:
             return None
         ids = [item["id"] for item in payload["items"]]
@@ -286,6 +289,7 @@ def label_one_micro_task(project: int, people: People, workers: Workers, truth: 
         started = time.perf_counter()
         work.submit(annotator, payload["assignment_id"], annotations)
         run.seconds["submit"] += time.perf_counter() - started
+        run.seconds["submit calls"] += 1
         assignments.append(payload["assignment_id"])
     return assignments
 
@@ -309,18 +313,17 @@ def evaluate(model_row, test_texts: list[str]) -> np.ndarray:
     return np.array([LABELS.index(labels[0]) for labels, _ in trained.predict(test_texts)])
 
 
-def reform_result(project: int) -> dict | None:
-    """What the last retrain job's reform_head did (tasks.assist.train_builtin returns it)."""
+def train_result(project: int) -> dict:
+    """What the last retrain job did (tasks.assist.train_builtin returns it): rows written, reform_head's result."""
     from rq.job import Job
     from rq.exceptions import NoSuchJobError
 
     from annotate.extensions import redis
 
     try:
-        summary = Job.fetch(f"assist-train-{project}", connection=redis.client).return_value()
+        return Job.fetch(f"assist-train-{project}", connection=redis.client).return_value() or {}
     except NoSuchJobError:
-        return None
-    return (summary or {}).get("reformed")
+        return {}
 
 
 def run_once(args, people: People, order: str, seed: int, pool: list[str], pool_truth: np.ndarray,
@@ -356,7 +359,10 @@ def run_once(args, people: People, order: str, seed: int, pool: list[str], pool_
             started = time.perf_counter()
             run.curve.append((model.training_size, float((evaluate(model, test_texts) == test_truth).mean())))
             run.seconds["held-out scoring"] += time.perf_counter() - started
-            reformed = reform_result(project) if order == "uncertainty" else None
+            summary = train_result(project)
+            if summary.get("trained"):
+                run.writes.append((summary["written"], summary["predicted"]))
+            reformed = summary.get("reformed") if order == "uncertainty" else None
             if reformed is not None:
                 run.reformed.append(int(reformed.get("moved", 0)))
                 if reformed.get("why"):
@@ -377,6 +383,7 @@ def run_once(args, people: People, order: str, seed: int, pool: list[str], pool_
     model = latest_model(people, project)
     run.final_size = model.training_size
     run.final_platform_heldout = model.heldout_accuracy
+    run.final_heldout_size = int(model.details.get("heldout_size") or 0)
     run.final_predicted = evaluate(model, test_texts)
     run.curve.append((model.training_size, float((run.final_predicted == test_truth).mean())))
     # How good the training labels were: consensus against the truth.
@@ -498,6 +505,7 @@ def mean(values) -> float:
 def report(args, runs: list[Run], test_truth: np.ndarray, workers_by_seed: dict[int, Workers], speed: dict,
            alone: dict | None, reference: int, checkpoints: list[int]) -> None:
     from annotate.assist import learner
+    from annotate.services import assist
 
     by_order = {o: [r for r in runs if r.order == o] for o in ("default", "uncertainty")}
     seeds = sorted({r.seed for r in runs})
@@ -537,6 +545,27 @@ def report(args, runs: list[Run], test_truth: np.ndarray, workers_by_seed: dict[
             right = np.array([ok for _, _, ok in served])
             print(f"{order:>12} | {len(served):>7,} | {scores.mean():>15.4f} | {right.mean():>19.4f} | "
                   f"{(scores < 0.6).mean():>15.2%}")
+    print("\n   A confidence bar for pre-annotations: of the predictions on the items served once a model existed, "
+          "the share at or above the bar (shown) and the share of those that were right")
+    bars = (0.5, 0.6, 0.7, 0.8, 0.9)
+    print(f"{'order':>12} | " + " | ".join(f"{'bar ' + format(b, '.1f'):>15}" for b in bars))
+    for order, rs in by_order.items():
+        served = [s for r in rs for s in r.served]
+        if served:
+            scores = np.array([s for _, s, _ in served])
+            right = np.array([ok for _, _, ok in served])
+            cells = []
+            for b in bars:
+                shown = scores >= b
+                cells.append(f"{shown.mean():>4.0%} shown {right[shown].mean() if shown.any() else float('nan'):>4.0%}")
+            print(f"{order:>12} | " + " | ".join(f"{c:>15}" for c in cells) + "  (right)")
+    writes = [w for r in runs for w in r.writes]
+    if writes:
+        shares = [w / n for w, n in writes if n]
+        print(f"\nprediction rows a retrain wrote (changed label or score moved by more than "
+              f"{assist.SCORE_TOLERANCE}): median {statistics.median(shares):.0%} of the open items it predicted, "
+              f"{sum(w for w, _ in writes):,} rows of {sum(n for _, n in writes):,} predictions over {len(writes)} "
+              f"retrains")
     moved = [m for r in by_order["uncertainty"] for m in r.reformed]
     if by_order["uncertainty"]:
         whys = Counter()
@@ -545,8 +574,11 @@ def report(args, runs: list[Run], test_truth: np.ndarray, workers_by_seed: dict[
         print(f"uncertainty.reform_head after each retrain: {sum(m > 0 for m in moved)} of {len(moved)} rounds "
               f"moved items (median {statistics.median(moved) if moved else 0:.0f} items a round); "
               + (", ".join(f"{n} x {why!r}" for why, n in whys.items()) or "no round was refused"))
-        print(f"the platform's own held-out accuracy of the last model (AssistModel.heldout_accuracy, 20% of its "
-              f"training labels): random {mean(r.final_platform_heldout for r in by_order['default']):.4f}, "
+    if runs:
+        print(f"the platform's own held-out accuracy of the last model (AssistModel.heldout_accuracy, on the random "
+              f"{assist.RANDOM_SAMPLE_SHARE:.0%} sample of consensus labels, about "
+              f"{mean(r.final_heldout_size for r in runs):.0f} of them): "
+              f"random {mean(r.final_platform_heldout for r in by_order['default']):.4f}, "
               f"uncertainty {mean(r.final_platform_heldout for r in by_order['uncertainty']):.4f} "
               f"(against {mean(r.curve[-1][1] for r in by_order['default']):.4f} and "
               f"{mean(r.curve[-1][1] for r in by_order['uncertainty']):.4f} on the held-out set)")
@@ -670,15 +702,6 @@ def autovacuum_on() -> bool:
         return connection.execute(text("SHOW autovacuum")).scalar() == "on"
 
 
-def vacuum_analyze() -> None:
-    from sqlalchemy import text
-
-    from annotate.extensions import db
-
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("VACUUM ANALYZE"))
-
-
 def benchmark(args, texts, truth, pool, pool_truth, test_texts, test_truth) -> tuple[list[Run], dict]:
     """Every run, then the learner's speed; inside the app's context."""
     from annotate.extensions import db, redis
@@ -694,23 +717,21 @@ def benchmark(args, texts, truth, pool, pool_truth, test_texts, test_truth) -> t
     Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)
     redis.client.flushdb()
-    vacuum = db.engine.dialect.name == "postgresql" and not autovacuum_on()
-    if vacuum:
-        # Each retrain rewrites the predictions of every open item: without autovacuum the table bloats and its
-        # statistics go stale, and `next` slows down with every run. Do what autovacuum would between runs.
-        print("PostgreSQL's autovacuum is off on this server: VACUUM ANALYZE runs between runs")
+    if db.engine.dialect.name == "postgresql" and not autovacuum_on():
+        # No VACUUM between runs either: the per-call next and submit times show what the dead rows of the
+        # retrains' prediction writes cost (a retrain writes only the predictions that changed).
+        print("PostgreSQL's autovacuum is off on this server, and the benchmark vacuums nothing")
     people = make_people(args.workers)
     runs = []
     for seed in range(1, args.seeds + 1):
         for queue_order in args.orders.split(","):
             run = run_once(args, people, queue_order, seed, pool, pool_truth, test_texts, test_truth)
             runs.append(run)
-            if vacuum:
-                vacuum_analyze()
             s = run.seconds
             print(f"  run {queue_order:>11} seed {seed}: {run.final_size:,} labels, {run.retrains} models, "
                   f"held-out {run.curve[-1][1]:.4f}; {s['run']:.0f} s (import+publish "
-                  f"{s['import and publish']:.1f}, next {s['next']:.1f}, submit {s['submit']:.1f}, "
+                  f"{s['import and publish']:.1f}, next {s['next']:.1f} = {1000 * s['next'] / s['next calls']:.1f} ms "
+                  f"a call, submit {s['submit']:.1f} = {1000 * s['submit'] / s['submit calls']:.1f} ms a call, "
                   f"jobs {s['jobs']:.1f}, held-out scoring {s['held-out scoring']:.1f})", flush=True)
     speed = learner_speed(pool, pool_truth, 10_000 if not args.quick else 2000, 3)
     db.engine.dispose()

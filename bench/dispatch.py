@@ -1,19 +1,23 @@
 """Dispatch benchmark: simulated annotators over HTTP against gunicorn.
 
 Starts the app under gunicorn (gthread workers holding 100 keep-alive
-connections), loads a live project, and runs annotators from a separate
+connections), loads live projects, and runs annotators from a separate
 process, each looping next then submit over its own keep-alive connection.
-Prints p50/p90/p99 latency of next and submit, label cycles per second
-(successful first submits), the offered load, and an invariant check over
-the database afterwards.
+Prints p50/p90/p99 latency of next and submit with the clients, think time
+and offered load beside them, label cycles per second (successful first
+submits), and an invariant check over the database afterwards.
 
     .venv/bin/python bench/dispatch.py                       # SQLite + embedded Redis
     .venv/bin/python bench/dispatch.py --database postgresql+psycopg://postgres@127.0.0.1/test \
         --redis redis://127.0.0.1:6379/14
-    .venv/bin/python bench/dispatch.py --items 1000000 --rate 300   # size does not matter
+    .venv/bin/python bench/dispatch.py --big 1000000          # and: size does not matter
 
-Modes: closed loop without think time (throughput), and a paced load where
-annotators pause so that together they offer --rate cycles per second.
+Phases: a warm-up; a closed loop without think time (throughput); a paced
+load where annotators pause so that together they offer --rate cycles per
+second (latency), all on a project of --items items; with --big N, the paced
+load once more on a project of --small items and on one of N items, with
+next p99 of the two compared. The projects' items are bulk-loaded (COPY on
+PostgreSQL) as the import job stores them, then split by the real publish job.
 """
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import json
 import multiprocessing
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -38,14 +41,12 @@ CONFIG = """<View><Text name="text" value="$text"/>
 <Choice value="Positive"/><Choice value="Negative"/><Choice value="Neutral"/></Choices></View>"""
 
 
-def prepare(args, folder: Path) -> tuple[dict, int, list[str]]:
-    """Create the schema, a live project of --items items and the annotators' tokens."""
-    import io
-
+def prepare(args, folder: Path) -> tuple[dict, dict[str, int], list[str]]:
+    """Create the schema, the live projects (name -> id) and the annotators' tokens."""
     from annotate import create_app
     from annotate.extensions import db, redis
     from annotate.models import Base
-    from annotate.services import accounts, ingest, projects, teams, work
+    from annotate.services import accounts, projects, teams, work
 
     overrides = {"INSTANCE_PATH": str(folder), "FAST_PASSWORD_HASH": True,
                  "DATABASE_URL": args.database or f"sqlite:///{folder / 'bench.db'}"}
@@ -60,22 +61,59 @@ def prepare(args, folder: Path) -> tuple[dict, int, list[str]]:
         team = teams.create_team(operator, "Bench")
         accounts.create_user("req@bench.org", "Req", "benchmark pw")
         requester = teams.add_member(operator, team, "req@bench.org")
-        project_id = projects.create_project(requester, team, {
-            "title": "bench", "label_config": CONFIG, "overlap": 3, "items_per_micro_task": 10,
-            "pay_per_micro_task": 50, "estimated_seconds_per_micro_task": 60, "lease_seconds": 900})
-        lines = "".join(json.dumps({"text": f"item {i} " + "word " * 12}) + "\n" for i in range(args.items))
-        job_id = ingest.start_import(requester, project_id, [("items.jsonl", io.BytesIO(lines.encode()))])
-        del lines
-        run_jobs()
-        assert ingest.get_import(requester, project_id, job_id).status == "finished"
-        work.publish_project(requester, project_id)
-        run_jobs()
+        sizes = {"load": args.items}
+        if args.big:
+            sizes.update(small=args.small, big=args.big)
+        project_ids = {}
+        for name, count in sizes.items():
+            started = time.perf_counter()
+            project_id = projects.create_project(requester, team, {
+                "title": f"bench {name}", "label_config": CONFIG, "overlap": 3, "items_per_micro_task": 10,
+                "pay_per_micro_task": 50, "estimated_seconds_per_micro_task": 60, "lease_seconds": 900})
+            load_items(project_id, count)
+            loaded = time.perf_counter()
+            work.publish_project(requester, project_id)
+            run_jobs()
+            print(f"project '{name}': {count:,} items loaded in {loaded - started:.1f} s, "
+                  f"split and queued in {time.perf_counter() - loaded:.1f} s", flush=True)
+            project_ids[name] = project_id
+        # What the first request for work would do on a fresh Redis, done before the clock starts.
+        work.ensure_dispatch_state(wait_seconds=600)
         keys = []
         for i in range(args.annotators):
             user = accounts.create_user(f"a{i}@bench.org", f"A{i}", "benchmark pw")
             keys.append(accounts.create_token(user, "bench").key)
         settings = {"DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis.url}
-    return settings, project_id, keys
+    return settings, project_ids, keys
+
+
+def load_items(project_id: int, count: int) -> None:
+    """Store `count` text items as the import job would (bench/ingest.py measures that job),
+    with the driver's bulk path: COPY on PostgreSQL, executemany on SQLite."""
+    from annotate.extensions import db
+    from annotate.models import utcnow
+    from annotate.models.base import UTCDateTime
+    from annotate.services.ingest import canonical, content_hash
+
+    with db.transaction() as session:
+        connection = session.connection()
+        dialect = connection.dialect
+        process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+        now = process(utcnow()) if process else utcnow()
+        for start in range(0, count, 50_000):
+            rows = []
+            for i in range(start, min(count, start + 50_000)):
+                data = {"text": f"item {i} " + "word " * 12}
+                rows.append((project_id, canonical(data), content_hash(data), False, now))
+            if dialect.name == "postgresql":
+                driver = connection.connection.driver_connection
+                with driver.cursor() as cursor, cursor.copy(
+                        "COPY item (project_id, data, content_hash, is_gold, created_at) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                connection.exec_driver_sql("INSERT INTO item (project_id, data, content_hash, is_gold, created_at) "
+                                           "VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def run_jobs() -> None:
@@ -155,9 +193,9 @@ def load(port: int, keys: list[str], project: int, seconds: float, think: float,
         stop_at = time.perf_counter() + seconds
         await asyncio.gather(*(annotator(port, key, project, stop_at, think, out) for key in keys))
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     asyncio.run(main())
-    out["elapsed"] = time.perf_counter() - started
+    out["elapsed"], out["cpu"] = time.perf_counter() - started, time.process_time() - cpu
     queue.put(out)
 
 
@@ -168,58 +206,87 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+SERVICE_GUESS = 0.01  # seconds of next + submit that the think time leaves room for
+
+
 def run_phase(label: str, port: int, keys: list[str], project: int, seconds: float, think: float) -> dict:
     queue = multiprocessing.Queue()
     proc = multiprocessing.Process(target=load, args=(port, keys, project, seconds, think, queue))
+    cpu_before = port.cpu_seconds() if hasattr(port, "cpu_seconds") else None
     proc.start()
     out = queue.get()
     proc.join()
     rate = out["cycles"] / out["elapsed"]
-    offered = (f"closed loop, no think time" if not think else
-               f"think {think * 1000:.0f} ms ±50%, offering about {len(keys) / (think + 0.01):.0f} cycles/s")
-    print(f"\n{label}: {len(keys)} annotators, {offered}, {out['elapsed']:.1f} s")
+    offered = ("closed loop, no think time" if not think else
+               f"think {think * 1000:.0f} ms ±50%, offering {len(keys) / (think + SERVICE_GUESS):.0f} cycles/s")
+    print(f"\n{label}: {len(keys)} annotators, {offered}, {out['elapsed']:.1f} s", flush=True)
     print(f"  label cycles/s (successful first submits): {rate:,.1f}")
     print(f"  next   p50 {pct(out['next'], .5):7.1f} ms  p90 {pct(out['next'], .9):7.1f} ms  "
           f"p99 {pct(out['next'], .99):7.1f} ms  ({len(out['next'])} requests, {out['empty']} empty)")
     print(f"  submit p50 {pct(out['submit'], .5):7.1f} ms  p90 {pct(out['submit'], .9):7.1f} ms  "
           f"p99 {pct(out['submit'], .99):7.1f} ms  ({len(out['submit'])} requests)")
+    if cpu_before is not None and out["cycles"]:
+        # CPU time, unlike wall time, hardly depends on what else the shared machine runs.
+        server = (port.cpu_seconds() - cpu_before) / out["cycles"] * 1000
+        client = out["cpu"] / out["cycles"] * 1000
+        print(f"  CPU per label cycle: gunicorn {server:.2f} ms, load generator {client:.2f} ms "
+              f"(Redis and the database server not counted)")
     if out["errors"]:
         print(f"  errors: {len(out['errors'])}, first: {out['errors'][0]}")
+    out["rate"] = rate
     return out
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database")
     parser.add_argument("--redis")
-    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=100_000,
+                        help="items of the project the throughput and latency phases use (enough not to run out)")
+    parser.add_argument("--big", type=int, default=0, help="also compare next p99 on a project of this many items")
+    parser.add_argument("--small", type=int, default=10_000, help="the project --big is compared with")
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--rate", type=float, default=300, help="offered cycles/s in the paced phase")
+    parser.add_argument("--rate", type=float, default=300, help="offered cycles/s in the paced phases")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--worker-class", default="gthread")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        settings, project, keys = prepare(args, folder)
         print(f"dispatch benchmark on {'PostgreSQL' if args.database else 'SQLite'} with "
-              f"{'a Redis server' if args.redis else 'embedded Redis'}: {args.items:,} items "
-              f"(micro-tasks of 10, overlap 3), prepared in {time.perf_counter() - t0:.1f} s; "
-              f"gunicorn {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores in all")
-        with gunicorn(settings, folder, args.workers, args.threads) as port:
+              f"{'a Redis server' if args.redis else 'embedded Redis'}; micro-tasks of 10 items, overlap 3; "
+              f"{load_average()} before", flush=True)
+        settings, projects, keys = prepare(args, folder)
+        print(f"prepared in {time.perf_counter() - t0:.1f} s; gunicorn {args.workers} workers x {args.threads} "
+              f"threads ({args.worker_class}); {os.cpu_count()} cores in all, load generator included", flush=True)
+        think = max(0.0, args.annotators / args.rate - SERVICE_GUESS)
+        with gunicorn(settings, folder, args.workers, args.threads, args.worker_class) as port:
             time.sleep(1)
             # Warm every worker thread up (imports, connection pools, compiled statements) before measuring.
-            run_phase("warm-up (not counted)", port, keys, project, 5, think=0.0)
-            run_phase("throughput", port, keys, project, args.seconds, think=0.0)
-            think = max(0.0, args.annotators / args.rate - 0.01)
-            run_phase("latency at a stated load", port, keys, project, args.seconds, think=think)
+            run_phase("warm-up (not counted)", port, keys, projects["load"], 5, think=0.0)
+            run_phase(f"throughput, {args.items:,} items", port, keys, projects["load"], args.seconds, think=0.0)
+            run_phase(f"latency at a stated load, {args.items:,} items", port, keys, projects["load"],
+                      args.seconds, think=think)
+            print(f"  ({load_average()})")
+            if args.big:
+                # As long as the small project's slots last at the offered rate, with room to spare.
+                seconds = min(args.seconds, 0.8 * args.small * 3 / 10 / args.rate)
+                small = run_phase(f"size: {args.small:,} items", port, keys, projects["small"], seconds, think)
+                big = run_phase(f"size: {args.big:,} items", port, keys, projects["big"], seconds, think)
+                print(f"\n  next p99 with {args.big:,} items / with {args.small:,}: "
+                      f"{pct(big['next'], .99) / pct(small['next'], .99):.2f} (target at most 1.5)  ({load_average()})")
         from annotate import create_app
         from annotate.services.integrity import violations
 
         app = create_app({"INSTANCE_PATH": str(folder), **settings}, check_services=False)
         with app.app_context():
-            found = violations(project)
+            found = violations()
         print(f"\ninvariant check over the database: {len(found)} violations" + (f": {found[:3]}" if found else ""))
 
 

@@ -2,7 +2,8 @@
 
 Loads --projects live projects with different filters (required languages,
 content categories, skill minimums, a 10% share cap on some, priorities,
-pay) and --annotators annotators with random profiles and skill levels,
+pay, deadlines on a fifth of them, EUR or GBP pay on a fifth, ranked at the
+operators' exchange rates) and --annotators annotators with random profiles and skill levels,
 rebuilds the dispatch state from SQL, then:
 
 1. next p99 over HTTP against gunicorn, paced like bench/dispatch.py: --clients
@@ -27,6 +28,7 @@ Prints figures; asserts nothing about time.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 import os
@@ -43,6 +45,7 @@ sys.path.insert(0, str(REPO))
 from dispatch import CONFIG, run_jobs, run_phase  # noqa: E402
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "pt", "nl", "pl"]
+EXCHANGE_RATES = {"EUR": "1.08", "GBP": "1.27"}  # RANKING_EXCHANGE_RATES of the benchmark's app and server
 CATEGORIES = ["violence", "adult", "medical"]
 
 
@@ -97,7 +100,8 @@ def prepare(args, folder: Path):
     from annotate.services import accounts, skills, teams, work
 
     overrides = {"INSTANCE_PATH": str(folder), "FAST_PASSWORD_HASH": True,
-                 "DATABASE_URL": args.database or f"sqlite:///{folder / 'bench.db'}"}
+                 "DATABASE_URL": args.database or f"sqlite:///{folder / 'bench.db'}",
+                 "RANKING_EXCHANGE_RATES": EXCHANGE_RATES}
     if args.redis:
         overrides["REDIS_URL"] = args.redis
     app = create_app(overrides, check_services=False)
@@ -112,7 +116,7 @@ def prepare(args, folder: Path):
         requester = teams.add_member(operator, team, "req@bench.org")
         skill_ids = [skills.create_skill(operator, f"Skill {i}").id for i in range(10)]
         t0 = time.perf_counter()
-        filters = {"languages": 0, "categories": 0, "skills": 0, "capped": 0}
+        filters = {"languages": 0, "categories": 0, "skills": 0, "capped": 0, "deadlines": 0, "currencies": 0}
         plain = _project(requester, team, "plain", args.plain_items, {"pay_per_micro_task": 50,
                                                                 "estimated_seconds_per_micro_task": 60})
         for i in range(args.projects - 1):
@@ -128,6 +132,12 @@ def prepare(args, folder: Path):
             if rng.random() < 0.3:
                 settings["max_share_per_annotator"] = 0.1
                 filters["capped"] += 1
+            if rng.random() < 0.2:  # from 2 hours to 3 days away: some rank as due soon
+                settings["deadline"] = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=rng.uniform(2, 72))).isoformat()
+                filters["deadlines"] += 1
+            if rng.random() < 0.2:
+                settings["currency"] = rng.choice(["EUR", "GBP"])
+                filters["currencies"] += 1
             project_id = _project(requester, team, f"p{i}", args.items, settings)
             if rng.random() < 0.5:
                 asked = rng.sample(skill_ids, rng.choice([1, 1, 2]))
@@ -143,10 +153,12 @@ def prepare(args, folder: Path):
         rebuilt = time.perf_counter() - t0
         clients = rng.sample(annotator_ids, args.clients)
         keys = [accounts.create_token(a, "bench").key for a in clients]
-        settings = {"DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis.url}
+        settings = {"DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis.url,
+                    "RANKING_EXCHANGE_RATES": ",".join(f"{c}:{r}" for c, r in EXCHANGE_RATES.items())}
     print(f"{args.projects} live projects of {args.items:,} items made in {made:.1f} s; filters: "
           f"{filters['languages']} with languages, {filters['categories']} with a content category, "
-          f"{filters['skills']} with skill minimums, {filters['capped']} with a 10% cap; "
+          f"{filters['skills']} with skill minimums, {filters['capped']} with a 10% cap, "
+          f"{filters['deadlines']} with a deadline, {filters['currencies']} paid in EUR or GBP; "
           f"{args.annotators:,} annotators; rebuild from SQL {rebuilt:.1f} s ({counts})")
     return app, settings, plain, keys, annotator_ids, operator, requester, team
 

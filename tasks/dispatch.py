@@ -7,8 +7,14 @@ the size of a project:
     d:ready                  present once the state is loaded (gone after a Redis restart)
     d:live                   ZSET of live project ids, best priority first
     d:p:{pid}                HASH lease (seconds), qual (micro-task id or 0), need_qual (0/1), cap,
-                             prio (priority), rate (minor units an hour at the usual pace),
-                             kind (config kind), kskill (the platform's skill for that kind, or 0)
+                             prio (priority), rate (minor units of the ranking currency an hour at
+                             the usual pace), kind (config kind), kskill (the platform's skill for
+                             that kind, or 0), deadline (epoch seconds, 0 = none)
+    d:p:{pid}:quals          ZSET of the project's qualification micro-tasks (the first, then one
+                             more per retake that needed one), scored by seq
+    d:p:{pid}:tried          SET of annotators who submitted a qualification micro-task (pass or fail)
+    d:p:{pid}:again          HASH annotator -> epoch from which one whose test ended unsubmitted
+                             (skipped, expired, released) may take it again
     d:p:{pid}:q              ZSET of open micro-tasks with a free slot, scored
                              STARTED + seq for never-handed-out ones, seq otherwise
                              (started ones first, then age)
@@ -29,8 +35,14 @@ Eligibility (profile, skills, the project's filters and its cap) is checked
 inside the same script that takes the slot, so no change of profile or
 skill can race a hand-out. Without a project, the script orders the projects
 open to the annotator as `annotate.scoring.matching.order_key` does (priority,
-ready before a qualification test, expected hourly rate = rate * 10000 / pace,
-skill margin, id), from the values above: a few hash reads per live project.
+ready before a qualification test, due soon (deadline within URGENT_SECONDS,
+nearest first), expected hourly rate = rate * 10000 / pace, skill margin, id),
+from the values above: a few hash reads per live project.
+
+A qualification test is taken once per attempt: one who skipped it or let it
+expire may take it again after a cooling-off, on a qualification micro-task
+they never had (the script answers `fresh` when none is left, and the caller
+makes one); one who submitted it (passed or failed) never again.
 
 SQL stays the system of record: callers change SQL first and Redis after,
 except when taking a slot, where the SQL write that follows is guarded
@@ -44,14 +56,18 @@ from typing import Iterable
 
 import redis as redis_lib
 
+from annotate.scoring.matching import URGENT_SECONDS  # a deadline this close ranks first (pure, no ORM)
+
 STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
 SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
+RETAKE_AFTER_SECONDS = 15 * 60  # cooling-off before an unsubmitted qualification test may be taken again
 
 _NEXT = """
 local a = ARGV[1]
 local want = ARGV[2]
 local now = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
+local urgent = tonumber(ARGV[5])
 local STARTED = 1000000000000
 if redis.call('EXISTS', 'd:ready') == 0 then return {'rebuild'} end
 if redis.call('SISMEMBER', 'd:blocked', a) == 1 then return {'blocked'} end
@@ -120,6 +136,21 @@ local function margin(pid, kskill)
   return low or 0
 end
 
+-- The qualification micro-task this annotator may take now: one they never had, unless they
+-- submitted one (pass or fail) or are cooling off after an unsubmitted attempt. 'fresh' when
+-- they may retake but have had every one: the caller makes a new one.
+local function test_for(pid)
+  local p = 'd:p:' .. pid
+  if redis.call('SISMEMBER', p .. ':tried', a) == 1 then return nil end
+  local again = redis.call('HGET', p .. ':again', a)
+  if again and tonumber(again) > now then return nil end
+  for _, mt in ipairs(redis.call('ZRANGE', p .. ':quals', 0, -1)) do
+    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return mt end
+  end
+  if again then return 'fresh' end
+  return nil
+end
+
 local function take(pid, mt, qual)
   local exp = now + tonumber(redis.call('HGET', 'd:p:' .. pid, 'lease'))
   if qual == 0 then
@@ -135,7 +166,7 @@ local function take(pid, mt, qual)
   redis.call('SADD', 'd:mt:' .. mt .. ':who', a)
   redis.call('HSET', 'd:a:' .. a .. ':leases', pid, mt)
   redis.call('ZADD', 'd:leases', exp, mt .. ':' .. a)
-  return {'new', pid, mt, tostring(exp)}
+  return {'new', pid, mt, tostring(exp), tostring(qual)}
 end
 
 -- One project asked for: its qualification micro-task they have not had comes first.
@@ -144,10 +175,9 @@ if want ~= '0' then
   local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual')
   if not welcome(pid) then return {'none'} end
   if cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
-    local qual = cfg[2]
-    if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
-      return take(pid, qual, 1)
-    end
+    local qual = test_for(pid)
+    if qual == 'fresh' then return {'fresh', pid} end
+    if qual then return take(pid, qual, 1) end
     return {'none'}
   end
   if not qualified(pid) then return {'none'} end
@@ -162,19 +192,18 @@ if want ~= '0' then
 end
 
 -- Any project: those open to the annotator, in the order of annotate.scoring.matching.order_key
--- (priority desc, ready before a qualification test, expected rate desc, skill margin desc, id asc).
+-- (priority desc, ready before a qualification test, due within `urgent` seconds first and the
+-- nearest deadline first, expected rate desc, skill margin desc, id asc).
 local speeds = 'd:a:' .. a .. ':speed'
 local open = {}
 for _, pid in ipairs(projects) do
-  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual', 'prio', 'rate', 'kind', 'kskill')
+  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual', 'prio', 'rate', 'kind', 'kskill', 'deadline')
   local entry = nil
   if not welcome(pid) then
     -- the annotator's profile keeps them out
   elseif cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
-    local qual = cfg[2]
-    if qual and qual ~= '0' and redis.call('SISMEMBER', 'd:mt:' .. qual .. ':who', a) == 0 then
-      entry = {pid = pid, test = 1, qual = qual, margin = margin(pid, cfg[6])}
-    end
+    local qual = test_for(pid)
+    if qual then entry = {pid = pid, test = 1, qual = qual, margin = margin(pid, cfg[6])} end
   elseif qualified(pid) then
     entry = {pid = pid, test = 0, margin = margin(pid, cfg[6])}
   end
@@ -184,12 +213,17 @@ for _, pid in ipairs(projects) do
     entry.id = tonumber(pid)
     entry.prio = tonumber(cfg[3] or '0')
     entry.rate = math.floor(tonumber(cfg[4] or '0') * 10000 / speed)
+    local deadline = tonumber(cfg[7] or '0') or 0
+    entry.due = 0
+    if deadline > 0 and deadline - now <= urgent then entry.due = deadline end
     table.insert(open, entry)
   end
 end
 table.sort(open, function(x, y)
   if x.prio ~= y.prio then return x.prio > y.prio end
   if x.test ~= y.test then return x.test < y.test end
+  if (x.due > 0) ~= (y.due > 0) then return x.due > 0 end
+  if x.due ~= y.due then return x.due < y.due end
   if x.rate ~= y.rate then return x.rate > y.rate end
   if x.margin ~= y.margin then return x.margin > y.margin end
   return x.id < y.id
@@ -198,7 +232,10 @@ end)
 -- The first project in that order with work for them: its qualification test, or a started
 -- micro-task (so items finish sooner), or the oldest one nobody has had.
 for _, e in ipairs(open) do
-  if e.test == 1 then return take(e.pid, e.qual, 1) end
+  if e.test == 1 then
+    if e.qual == 'fresh' then return {'fresh', e.pid} end
+    return take(e.pid, e.qual, 1)
+  end
   local q = 'd:p:' .. e.pid .. ':q'
   local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
   for _, mt in ipairs(started) do
@@ -216,7 +253,11 @@ local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end
 if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
 local key = 'd:mt:' .. mt
-if redis.call('HGET', key, 'qual') == '1' then return 1 end
+if redis.call('HGET', key, 'qual') == '1' then
+  -- An unsubmitted test: it may be taken again, on another micro-task, after the cooling-off.
+  redis.call('HSET', 'd:p:' .. pid .. ':again', a, ARGV[4])
+  return 1
+end
 if tonumber(redis.call('HINCRBY', 'd:p:' .. pid .. ':took', a, -1)) < 0 then
   redis.call('HSET', 'd:p:' .. pid .. ':took', a, 0)
 end
@@ -227,11 +268,13 @@ end
 return 1
 """
 
-# A submit ends the lease; the slot stays taken.
+# A submit ends the lease; the slot stays taken. A submitted qualification test is never
+# taken again (SQL refusing a take of one means the same: the annotator had it already).
 _FINISH = """
 local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
 redis.call('ZREM', 'd:leases', mt .. ':' .. a)
 if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
+if redis.call('HGET', 'd:mt:' .. mt, 'qual') == '1' then redis.call('SADD', 'd:p:' .. pid .. ':tried', a) end
 return 1
 """
 
@@ -262,10 +305,11 @@ return 0
 class Offer:
     """What the NEXT script answered."""
 
-    kind: str  # new | held | expired | none | blocked | rebuild
+    kind: str  # new | held | expired | none | blocked | rebuild | fresh (make a qualification micro-task)
     project_id: int | None = None
     micro_task_id: int | None = None
     expires_at: float | None = None
+    qualification: bool = False  # a new lease on a qualification micro-task
 
 
 @dataclass(frozen=True)
@@ -284,6 +328,9 @@ class ProjectState:
     config_kind: str = ""
     rate: int = 0  # minor units an hour at the usual pace (annotate.scoring.matching.project_rate)
     kind_skill: int = 0  # the platform's skill for config_kind, 0 if there is none
+    deadline: int = 0  # epoch seconds, 0 = none
+    tried: tuple[int, ...] = ()  # annotators who submitted a qualification micro-task
+    again: tuple[tuple[int, float], ...] = ()  # (annotator, epoch they may retake the test from)
 
 
 @dataclass(frozen=True)
@@ -343,14 +390,19 @@ class Dispatch:
     def next(self, annotator_id: int, project_id: int | None, now: float | None = None,
              scan_limit: int = SCAN_LIMIT) -> Offer:
         now = time.time() if now is None else now
-        answer = self._next(args=[annotator_id, project_id or 0, repr(now), scan_limit])
+        answer = self._next(args=[annotator_id, project_id or 0, repr(now), scan_limit, URGENT_SECONDS])
         kind = answer[0].decode()
         if kind in ("none", "blocked", "rebuild"):
             return Offer(kind)
-        return Offer(kind, int(answer[1]), int(answer[2]), float(answer[3]))
+        if kind == "fresh":
+            return Offer(kind, int(answer[1]))
+        return Offer(kind, int(answer[1]), int(answer[2]), float(answer[3]),
+                     qualification=len(answer) > 4 and answer[4] == b"1")
 
-    def release(self, micro_task_id: int, annotator_id: int, project_id: int) -> bool:
-        return bool(self._release(args=[micro_task_id, annotator_id, project_id]))
+    def release(self, micro_task_id: int, annotator_id: int, project_id: int, now: float | None = None) -> bool:
+        """Give a slot back; an unsubmitted qualification test starts its cooling-off."""
+        again = (time.time() if now is None else now) + RETAKE_AFTER_SECONDS
+        return bool(self._release(args=[micro_task_id, annotator_id, project_id, repr(again)]))
 
     def finish(self, micro_task_id: int, annotator_id: int, project_id: int) -> None:
         self._finish(args=[micro_task_id, annotator_id, project_id])
@@ -379,9 +431,14 @@ class Dispatch:
             pipe.hset(key, mapping={
                 "lease": project.lease_seconds, "need_qual": int(project.needs_qualification),
                 "qual": project.qualification_micro_task or 0, "cap": project.cap, "prio": project.priority,
-                "rate": project.rate, "kind": project.config_kind, "kskill": project.kind_skill})
+                "rate": project.rate, "kind": project.config_kind, "kskill": project.kind_skill,
+                "deadline": project.deadline})
             if project.qualified:
                 pipe.sadd(f"{key}:ok", *project.qualified)
+            if project.tried:
+                pipe.sadd(f"{key}:tried", *project.tried)
+            if project.again:
+                pipe.hset(f"{key}:again", mapping={a: repr(t) for a, t in project.again})
             pipe.delete(f"{key}:cats", f"{key}:langs", f"{key}:skills")
             if project.categories:
                 pipe.sadd(f"{key}:cats", *project.categories)
@@ -430,7 +487,9 @@ class Dispatch:
                                 "qual": int(mt.is_qualification)})
         if mt.had_by:
             pipe.sadd(f"{key}:who", *mt.had_by)
-        if not mt.is_qualification:
+        if mt.is_qualification:
+            pipe.zadd(f"d:p:{mt.project_id}:quals", {mt.id: mt.seq})
+        else:
             if mt.free > 0:
                 score = mt.seq if mt.had_by else STARTED + mt.seq
                 pipe.zadd(f"d:p:{mt.project_id}:q", {mt.id: score})
@@ -473,6 +532,19 @@ class Dispatch:
 
     def qualify(self, project_id: int, annotator_id: int) -> None:
         self.r.sadd(f"d:p:{project_id}:ok", annotator_id)
+
+    def set_retake(self, project_id: int, annotator_id: int, *, tried: bool, again: float | None) -> None:
+        """What SQL says of one annotator's qualification attempts on a project."""
+        with self.r.pipeline() as pipe:
+            if tried:
+                pipe.sadd(f"d:p:{project_id}:tried", annotator_id)
+            else:
+                pipe.srem(f"d:p:{project_id}:tried", annotator_id)
+            if again is None:
+                pipe.hdel(f"d:p:{project_id}:again", annotator_id)
+            else:
+                pipe.hset(f"d:p:{project_id}:again", annotator_id, repr(again))
+            pipe.execute()
 
     def block(self, annotator_id: int) -> None:
         self.r.sadd("d:blocked", annotator_id)

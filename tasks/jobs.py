@@ -26,6 +26,21 @@ def run_import(job_id: int) -> None:
         ingest.run_import(job_id)
 
 
+def store_import_images(job_id: int, attempt: str, chunk: int) -> None:
+    """One chunk of a large image upload; several run side by side on as many workers."""
+    from annotate.services import ingest
+
+    with app().app_context():
+        ingest.store_import_images(job_id, attempt, chunk)
+
+
+def finish_import(job_id: int, attempt: str) -> None:
+    from annotate.services import ingest
+
+    with app().app_context():
+        ingest.finish_import(job_id, attempt)
+
+
 def split_project(job_id: int) -> None:
     from annotate.services import assist, work
 
@@ -88,3 +103,35 @@ def fair_pay_top_ups() -> int:
 
     with app().app_context():
         return sum(pay.fair_pay_top_ups(project_id)["entries"] for project_id in scoring.live_project_ids())
+
+
+# RQ callbacks (annotate.queue.enqueue sets them on every background job). They must not raise:
+# RQ would record the callback's error in place of the job's.
+
+
+def record_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """A failed attempt goes into SQL (background_job), where the console lists and retries it."""
+    import logging
+
+    from annotate.services import console
+
+    try:
+        with app().app_context():
+            console.record_job_failure(job.id, job.func_name, list(job.args), f"{exc_type.__name__}: {exc_value}")
+    except Exception:
+        logging.getLogger(__name__).exception("could not record the failure of background job %s (%s)",
+                                              job.id, job.func_name)
+
+
+def record_success(job, connection, result) -> None:
+    """A run that succeeded after a recorded failure (RQ's own retry or the console's) clears it."""
+    import logging
+
+    from annotate.services import console
+
+    try:
+        with app().app_context():
+            console.record_job_success(job.id)
+    except Exception:
+        logging.getLogger(__name__).exception("could not record the success of background job %s (%s)",
+                                              job.id, job.func_name)

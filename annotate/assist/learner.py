@@ -1,6 +1,6 @@
 """The built-in learner: text classification for `Choices` over `Text`.
 
-TF-IDF over word unigrams and bigrams with a logistic regression (one per
+TF-IDF over word unigrams and bigrams with complement naive Bayes (one per
 label for multiple choice). It trains in well under two seconds on 10,000
 short texts on two cores and predicts thousands of texts a second, which is
 what a background job between two micro-tasks can afford. No network, no
@@ -25,6 +25,7 @@ from ..labelconfig import LabelConfig
 
 MIN_LABELS = 20       # fewer consensus labels than this teach nothing worth showing
 HELD_OUT_SHARE = 0.2  # labels kept back to measure accuracy; the final model sees all
+MIN_HELD_OUT = 5      # fewer held-out labels than this measure nothing
 
 
 class CannotLearn(ValueError):
@@ -121,23 +122,30 @@ def _text(value: object) -> str:
 
 def _pipeline(multiple: bool):
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.naive_bayes import ComplementNB
     from sklearn.pipeline import make_pipeline
 
     vectoriser = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000,
                                  strip_accents="unicode")
-    linear = LogisticRegression(C=8.0, max_iter=1000, solver="liblinear")
-    return make_pipeline(vectoriser, OneVsRestClassifier(linear) if multiple else linear)
+    # Complement naive Bayes with light smoothing: on the Rotten Tomatoes benchmark it is as accurate as a
+    # logistic regression (C=8) or more at 500, 2,000 and 10,000 labels, better calibrated, and fits faster.
+    bayes = ComplementNB(alpha=0.3)
+    return make_pipeline(vectoriser, OneVsRestClassifier(bayes) if multiple else bayes)
 
 
-def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[str]], *, seed: int = 0) -> Trained:
-    """Fit on (text, labels) pairs: measure accuracy on a held-out share, then refit on everything.
+def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[str]], *,
+          held_out: Sequence[bool] | None = None, seed: int = 0) -> Trained:
+    """Fit on (text, labels) pairs: measure accuracy on the held-out ones, then refit on everything.
 
-    Accuracy is exact match (the whole label set, for multiple choice).
+    `held_out` marks the pairs to measure on (at least MIN_HELD_OUT of them, else no accuracy);
+    without it a random HELD_OUT_SHARE is. Accuracy is exact match (the whole label set, for
+    multiple choice).
     """
     if len(texts) != len(labels):
         raise ValueError("texts and labels differ in length")
+    if held_out is not None and len(held_out) != len(texts):
+        raise ValueError("held_out and texts differ in length")
     if len(texts) < MIN_LABELS:
         raise CannotLearn(f"{len(texts)} consensus labels so far; the learner needs at least {MIN_LABELS}")
     started = time.perf_counter()
@@ -155,11 +163,15 @@ def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[
         if len(set(y.tolist())) < 2:
             raise CannotLearn(f"every consensus label so far is {y[0]!r}; the learner needs two kinds")
 
-    order = np.random.default_rng(seed).permutation(len(texts))
-    cut = int(len(texts) * HELD_OUT_SHARE)
-    held, kept = order[:cut], order[cut:]
+    if held_out is None:
+        order = np.random.default_rng(seed).permutation(len(texts))
+        cut = int(len(texts) * HELD_OUT_SHARE)
+        held, kept = order[:cut], order[cut:]
+    else:
+        mask = np.asarray(held_out, dtype=bool)
+        held, kept = np.flatnonzero(mask), np.flatnonzero(~mask)
     accuracy = None
-    if cut >= 5 and _learnable(y[kept], task.multiple):
+    if len(held) >= MIN_HELD_OUT and len(kept) and _learnable(y[kept], task.multiple):
         probe = _fit(task, [texts[i] for i in kept], y[kept])
         guessed = probe.predict([texts[i] for i in held])
         if task.multiple:
@@ -167,7 +179,7 @@ def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[
         else:
             accuracy = float(np.mean(guessed == y[held]))
     model = _fit(task, texts, y)
-    return Trained(model, task, len(texts), accuracy, cut if accuracy is not None else 0,
+    return Trained(model, task, len(texts), accuracy, len(held) if accuracy is not None else 0,
                    time.perf_counter() - started)
 
 

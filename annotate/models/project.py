@@ -58,6 +58,8 @@ class Project(Base):
     bonus_quality_target: Mapped[float | None]
     bonus_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     estimated_seconds_per_micro_task: Mapped[int | None]
+    # When the requester needs the labels (UTC); matching ranks a project close to it higher.
+    deadline: Mapped[dt.datetime | None]
 
     # Scoring and review.
     approve_quality_threshold: Mapped[float] = mapped_column(default=0.7)

@@ -8,7 +8,7 @@ What lives here:
 - set agreement for multi-label answers (Jaccard, MASI);
 - regions: rectangle and polygon IoU, matching of regions between two
   annotators and their F1;
-- named-entity spans: exact and overlap F1;
+- named-entity spans: exact and overlap F1, and their pairwise overlap;
 - free text: normalised edit similarity.
 
 Conventions. A *reliability data matrix* has one row per unit (item) and
@@ -449,6 +449,22 @@ def span_f1(spans_a: ArrayLike, spans_b: ArrayLike, mode: Literal["exact", "over
     if recall + precision == 0:
         return 0.0
     return float(2.0 * precision * recall / (precision + recall))
+
+
+def span_iou(spans_a: ArrayLike, spans_b: ArrayLike) -> NDArray[np.float64]:
+    """Pairwise overlap of character spans, shape (len(a), len(b)): shared characters over covered ones.
+
+    Rows are ``(start, end)`` (end exclusive; further columns are ignored).
+    Any overlap gives a value above 0, so `match_regions` with a small
+    threshold pairs spans that overlap at all, the largest overlap first.
+    """
+    a, b = (np.asarray(s, dtype=np.float64) for s in (spans_a, spans_b))
+    a = a[:, :2] if a.size else np.zeros((0, 2))
+    b = b[:, :2] if b.size else np.zeros((0, 2))
+    inter = np.clip(np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None)
+    union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 # --------------------------------------------------------------------------

@@ -279,6 +279,9 @@ class FusedBoxes:
     boxes: NDArray[np.float64]  # n x 4, Label Studio (x, y, width, height) in percent
     labels: NDArray[np.int64]
     support: NDArray[np.int64]  # how many annotators drew each one
+    # Per input box, the fused box it went into, or -1 (its cluster lacked support):
+    # what per-region answers (a text per box) are matched through.
+    members: NDArray[np.int64]
 
 
 def fuse_boxes(
@@ -327,10 +330,13 @@ def fuse_boxes(
     np.add.at(sums, inverse, b)  # one row per box of one item: small
     keep = np.flatnonzero(support >= need)
     keep = keep[np.lexsort((ids[keep], -support[keep]))]
+    position = np.full(ids.size, -1, dtype=np.int64)
+    position[keep] = np.arange(keep.size)
     return FusedBoxes(
         boxes=sums[keep] / support[keep, None],
         labels=lab[ids[keep]] if len(b) else np.zeros(0, dtype=np.int64),
         support=support[keep].astype(np.int64),
+        members=position[inverse].reshape(-1) if len(b) else np.zeros(0, dtype=np.int64),
     )
 
 

@@ -8,23 +8,32 @@ them in the order `POST /api/work/next` without a project hands out work:
                      reference seconds: the project's median active seconds per
                      micro-task over its latest scored work (at least
                      MIN_SAMPLES of them), else the requester's estimate
+    ranking rate   = the project rate in minor units of the ranking currency, at the
+                     operators' exchange rate (`in_ranking_currency`); 0 when the
+                     project's currency has none. Used to order projects only: pay,
+                     and the rate shown, stay in the project's currency
     speed (bp)     = 10,000 * median over the annotator's latest scored work of
                      one config kind of (their active seconds / that project's
                      reference seconds); 10,000 (the usual pace) without any
-    expected rate  = floor(project rate * 10,000 / speed)    minor units an hour
+    expected rate  = floor(ranking rate * 10,000 / speed)    minor units an hour
+    due            = the deadline (epoch seconds) when it is at most URGENT_SECONDS
+                     away or has passed, else 0
     skill margin   = min over the skills the project uses of (level - minimum);
                      the platform's skill for the project's config kind counts
                      with minimum 0; 0 when it uses none
-    order          = priority desc, ready before a qualification test, expected
-                     rate desc, skill margin desc, project id asc
+    order          = priority desc, ready before a qualification test, due before
+                     not due and the nearest deadline first, expected rate desc,
+                     skill margin desc, project id asc
 
-Everything is an integer, so Lua (doubles) and Python agree exactly. A
-project's deadline is not part of the order: projects have no deadline yet.
-Rates of projects paid in different currencies are compared as minor units.
+Everything is an integer, so Lua (doubles) and Python agree exactly. Only
+projects with work left for the annotator are ordered, so a project due soon
+ranks first only while it has work left.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -34,6 +43,10 @@ from .pay import hourly_rate, median_seconds
 BP = 10_000  # a speed of 10,000 basis points is the usual pace
 MIN_SAMPLES = 3  # scored micro-tasks before a project's own median replaces the estimate
 SPEED_LIMITS = (500, 200_000)  # 20x faster to 20x slower: beyond that the active time is noise
+URGENT_SECONDS = 24 * 3600  # a deadline this close (or past) puts a project before better-paid ones
+# ISO 4217 minor-unit digits where they are not 2 (the web's `money` formats with the same table).
+MINOR_DIGITS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "XPF"), 0),
+                **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND", "IQD", "LYD"), 3)}
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,27 @@ def speed(ratios: Iterable[float]) -> int:
     return min(max(bp, SPEED_LIMITS[0]), SPEED_LIMITS[1])
 
 
+def in_ranking_currency(minor: int, currency: str, ranking: str, rates: Mapping[str, str]) -> int | None:
+    """Minor units of `currency` as whole minor units of the ranking currency, or None
+    without an exchange rate. `rates` maps a code to the value of one major unit in the
+    ranking currency ("EUR": "1.08"); exact decimal arithmetic, rounded down."""
+    if currency == ranking:
+        return int(minor)
+    rate = rates.get(currency)
+    if rate is None:
+        return None
+    value = Fraction(int(minor)) * Fraction(str(rate)) * 10 ** MINOR_DIGITS.get(ranking, 2)
+    return int(value // 10 ** MINOR_DIGITS.get(currency, 2))
+
+
+def due(deadline: dt.datetime | None, now: dt.datetime) -> int:
+    """The deadline in epoch seconds when it is URGENT_SECONDS away or closer (or past), else 0."""
+    if deadline is None:
+        return 0
+    epoch = int(deadline.timestamp())
+    return epoch if epoch - now.timestamp() <= URGENT_SECONDS else 0
+
+
 def expected_rate(rate: int, speed_bp: int) -> int:
     """What an hour of this project pays this annotator, at their pace."""
     return rate * BP // (speed_bp or BP)
@@ -91,9 +125,11 @@ def margin(minimums: Mapping[int, int], levels: Mapping[int, int], kind_skill: i
     return min(levels.get(skill, 0) - minimum for skill, minimum in used.items())
 
 
-def order_key(priority: int, needs_test: bool, rate: int, skill_margin: int, project_id: int) -> tuple:
-    """Sort ascending: the first project is the one `next` hands out work from first."""
-    return (-priority, bool(needs_test), -rate, -skill_margin, project_id)
+def order_key(priority: int, needs_test: bool, rate: int, skill_margin: int, project_id: int,
+              due_at: int = 0) -> tuple:
+    """Sort ascending: the first project is the one `next` hands out work from first.
+    `rate` is the expected rate in the ranking currency; `due_at` is `due(...)`."""
+    return (-priority, bool(needs_test), 0 if due_at else 1, due_at, -rate, -skill_margin, project_id)
 
 
 @dataclass(frozen=True)
@@ -110,12 +146,14 @@ def closed_by(*, blocked: bool = False, blocked_reason: str | None = None,
               required_languages: Iterable[str] = (), languages: Iterable[str] = (),
               minimums: Mapping[int, int] | None = None, levels: Mapping[int, int] | None = None,
               skill_names: Mapping[int, str] | None = None, cap: int = 0, took: int = 0,
-              qualification_failed: str | None = None) -> list[Closed]:
+              qualification_failed: str | None = None,
+              qualification_again: dt.datetime | None = None) -> list[Closed]:
     """Every rule that closes the project to the annotator, in the order dispatch checks them.
 
     Mirrors `welcome` and `qualified` in the dispatch script: categories the
     annotator opted out of, required languages they have not declared, skill
-    minimums above their level, the share cap, and a failed qualification.
+    minimums above their level, the share cap, a failed qualification, and one left
+    unfinished whose cooling-off (`qualification_again`, the moment it ends) still runs.
     """
     out: list[Closed] = []
     if blocked:
@@ -132,7 +170,12 @@ def closed_by(*, blocked: bool = False, blocked_reason: str | None = None,
                           f"declare {', '.join(missing)} on your profile if you read {them}"))
     if qualification_failed:
         out.append(Closed("qualification", f"qualification not passed: {qualification_failed}",
-                          "a project's qualification is taken once"))
+                          "a submitted qualification test is not taken again"))
+        return out
+    if qualification_again:
+        when = qualification_again.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        out.append(Closed("qualification", "you left its qualification test unfinished",
+                          f"take the test again from {when}, on a fresh micro-task"))
         return out
     levels, names = levels or {}, skill_names or {}
     for skill, minimum in sorted((minimums or {}).items()):

@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 ASSIST_SOURCES = ("none", "builtin", "backend")
 PREDICT_CHUNK = 2000
+# A retrain rewrites an item's prediction only when its labels change or its score moves by more
+# than this: finer than uncertainty order needs, coarse enough to leave most rows alone.
+SCORE_TOLERANCE = 0.02
+# The share of items in the random sample (`in_random_sample`): held out to measure models, and
+# never moved by uncertainty order.
+RANDOM_SAMPLE_SHARE = 0.1
+HELD_OUT_WORDS = (f"measured on the gold answers and the consensus labels of a random {RANDOM_SAMPLE_SHARE:.0%} "
+                  "sample of items (chosen by item id, never by the model), with a model trained on the rest")
 # Consensus from a single answer is that person's raw answer: not a label to learn from.
 MIN_ANSWERS_FOR_TRAINING = 2
 
@@ -77,21 +85,33 @@ def newest_predictions(session, item_ids: Iterable[int]) -> dict[int, Prediction
 # --- the built-in learner -------------------------------------------------------------
 
 
-def _training_pairs(session, project: Project, task: learner.TextChoiceTask) -> tuple[list[str], list[list[str]]]:
-    texts, labels = [], []
-    consensus = (select(Item.data, ItemScore.consensus).join(ItemScore, ItemScore.item_id == Item.id)
+def in_random_sample(item_id: int) -> bool:
+    """Whether an item belongs to the project's random sample: a fixed draw by item id (Knuth's
+    multiplicative hash, so consecutive ids spread evenly), which no model ever influences.
+    Uncertainty order leaves these items where the import put them, so their consensus labels
+    stay a random sample on which held-out accuracy means what it says."""
+    return ((item_id * 2654435761 + 40503) % 2**32) / 2**32 < RANDOM_SAMPLE_SHARE
+
+
+def _training_pairs(session, project: Project,
+                    task: learner.TextChoiceTask) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Texts and labels to learn from, and which of them measure held-out accuracy: the gold
+    answers and the consensus labels of the random sample."""
+    texts, labels, held_out = [], [], []
+    consensus = (select(Item.id, Item.data, ItemScore.consensus).join(ItemScore, ItemScore.item_id == Item.id)
                  .where(ItemScore.project_id == project.id, ItemScore.n_annotators >= MIN_ANSWERS_FOR_TRAINING,
                         Item.is_gold.is_(False))
                  .order_by(Item.id))
-    known = (select(Item.data, GoldAnswer.result).join(GoldAnswer, GoldAnswer.item_id == Item.id)
+    known = (select(Item.id, Item.data, GoldAnswer.result).join(GoldAnswer, GoldAnswer.item_id == Item.id)
              .where(Item.project_id == project.id).order_by(Item.id))
-    for stmt in (consensus, known):
-        for data, result in session.execute(stmt):
+    for stmt, gold in ((consensus, False), (known, True)):
+        for item_id, data, result in session.execute(stmt):
             chosen = learner.choices_in(task, result)
             if chosen:
                 texts.append((data or {}).get(task.data_key))
                 labels.append(chosen)
-    return texts, labels
+                held_out.append(gold or in_random_sample(item_id))
+    return texts, labels, held_out
 
 
 def trainable_count(session, project_id: int) -> int:
@@ -138,11 +158,11 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
         return {"trained": False, "why": "not enough new consensus labels since the last model"}
     try:
         task = learner.text_choice_task(parse_config(project.label_config))
-        texts, labels = _training_pairs(session, project, task)
+        texts, labels, held_out = _training_pairs(session, project, task)
         session.rollback()  # no transaction held while the model fits
         last = _latest_model(session, project_id)
         version = (last.version if last else 0) + 1
-        trained = learner.train(task, texts, labels, seed=version)
+        trained = learner.train(task, texts, labels, held_out=held_out, seed=version)
     except learner.CannotLearn as why:
         session.rollback()
         return {"trained": False, "why": str(why)}
@@ -156,17 +176,18 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
                                 training_size=trained.training_size, heldout_accuracy=trained.heldout_accuracy,
                                 artifact_path=str(path.relative_to(_model_root())),
                                 details={"seconds": round(trained.seconds, 3), "heldout_size": trained.heldout_size,
+                                         "heldout": HELD_OUT_WORDS,
                                          "labels": list(task.labels), "control": task.control,
-                                         "features": "tf-idf word 1-2 grams", "classifier": "logistic regression"})
+                                         "features": "tf-idf word 1-2 grams", "classifier": "complement naive Bayes"})
             session.add(model)
             session.flush()
             model_id = model.id
     except IntegrityError:  # another run stored this version first
         path.unlink(missing_ok=True)
         return {"trained": False, "why": f"version {version} was trained meanwhile"}
-    predicted = predict_open_items(project_id, model_id, trained)
+    stored = predict_open_items(project_id, model_id, trained)
     return {"trained": True, "version": version, "model_id": model_id, "training_size": trained.training_size,
-            "heldout_accuracy": trained.heldout_accuracy, "seconds": trained.seconds, "predicted": predicted}
+            "heldout_accuracy": trained.heldout_accuracy, "seconds": trained.seconds, **stored}
 
 
 def load_model(model: AssistModel) -> learner.Trained:
@@ -174,53 +195,93 @@ def load_model(model: AssistModel) -> learner.Trained:
 
 
 def open_items(session, project_id: int, *, after: int = 0, limit: int = PREDICT_CHUNK,
-               lacking: int | None = None) -> list[tuple[int, dict]]:
+               lacking: int | None = None, unpredicted: bool = False) -> list[tuple[int, dict]]:
     """Items still being labeled (no consensus yet, or flagged for more answers), by id, gold left out;
-    with `lacking`, only those the assist model of that id has not predicted."""
+    with `lacking`, only those the assist model of that id has not predicted; with `unpredicted`,
+    only those no assist model has predicted."""
     stmt = (select(Item.id, Item.data).outerjoin(ItemScore, ItemScore.item_id == Item.id)
             .where(Item.project_id == project_id, Item.is_gold.is_(False), Item.id > after,
                    sa.or_(ItemScore.item_id.is_(None), ItemScore.flagged.is_(True)))
             .order_by(Item.id).limit(limit))
     if lacking is not None:
         stmt = stmt.where(~sa.exists().where(Prediction.item_id == Item.id, Prediction.assist_model_id == lacking))
+    if unpredicted:
+        stmt = stmt.where(~sa.exists().where(Prediction.item_id == Item.id, Prediction.assist_model_id.is_not(None)))
     return [(item_id, data) for item_id, data in session.execute(stmt)]
 
 
 def predict_open_items(project_id: int, model_id: int, trained: learner.Trained | None = None, *,
-                       missing_only: bool = False) -> int:
-    """Write the model's predictions for the open items (those it has not predicted, with
-    `missing_only`), replacing older model predictions."""
+                       missing_only: bool = False) -> dict[str, int]:
+    """The model's predictions for the open items (only those no model has predicted, with
+    `missing_only`): how many it predicted, and how many rows that wrote. A retrain leaves an item's
+    prediction alone when it chose the same labels with a score within SCORE_TOLERANCE."""
     session = db.session
     model = session.get(AssistModel, model_id)
     trained = trained or load_model(model)
     version = f"builtin-v{model.version}"
     session.rollback()
-    after, written = 0, 0
+    after, predicted, written = 0, 0, 0
     while True:
-        chunk = open_items(db.session, project_id, after=after, lacking=model_id if missing_only else None)
+        chunk = open_items(db.session, project_id, after=after, unpredicted=missing_only)
         db.session.rollback()
         if not chunk:
-            return written
+            return {"predicted": predicted, "written": written}
         guesses = trained.predict([(data or {}).get(trained.task.data_key) for _, data in chunk])
         rows = [{"item_id": item_id, "assist_model_id": model_id, "result": learner.result_for(trained.task, labels),
                  "score": confidence, "model_version": version}
                 for (item_id, _), (labels, confidence) in zip(chunk, guesses)]
-        store_predictions(project_id, rows)
-        written += len(rows)
+        written += store_predictions(project_id, rows, score_tolerance=SCORE_TOLERANCE)
+        predicted += len(rows)
         after = chunk[-1][0]
 
 
-def store_predictions(project_id: int, rows: Sequence[dict]) -> None:
-    """Replace the model-made predictions of these items with `rows`; imported ones stay."""
+def store_predictions(project_id: int, rows: Sequence[dict], *, score_tolerance: float | None = None) -> int:
+    """Make `rows` the model-made predictions of their items (imported ones stay); returns the rows written.
+
+    Only what changed is written: an item without a model-made prediction gets one, and an
+    existing one is updated in place when its result or model differs, or its score does (by
+    more than `score_tolerance`, when given: then a different model saying the same thing leaves
+    the row as it was). Rewriting every open item's row on each retrain left PostgreSQL a dead
+    row per open item per retrain and slowed next and submit until a vacuum.
+    """
     if not rows:
-        return
+        return 0
     ids = [r["item_id"] for r in rows]
-    models = select(AssistModel.id).where(AssistModel.project_id == project_id).scalar_subquery()
     now = utcnow()
     with db.transaction() as session:
-        session.execute(sa.delete(Prediction).where(Prediction.item_id.in_(ids),
-                                                    Prediction.assist_model_id.in_(models)))
-        session.execute(sa.insert(Prediction), [{**r, "created_at": now} for r in rows])
+        existing: dict[int, tuple] = {}
+        stale: list[int] = []
+        for row in session.execute(select(Prediction.id, Prediction.item_id, Prediction.result, Prediction.score,
+                                          Prediction.assist_model_id)
+                                   .where(Prediction.item_id.in_(ids), Prediction.assist_model_id.is_not(None))
+                                   .order_by(Prediction.id)):
+            if row.item_id in existing:  # more than one model-made prediction: keep the newest
+                stale.append(existing[row.item_id].id)
+            existing[row.item_id] = row
+        inserts, updates = [], []
+        for r in rows:
+            old = existing.get(r["item_id"])
+            if old is None:
+                inserts.append({**r, "created_at": now})
+            elif not _same_prediction(old, r, score_tolerance):
+                updates.append({**r, "id": old.id, "created_at": now})
+        if stale:
+            session.execute(sa.delete(Prediction).where(Prediction.id.in_(stale)))
+        if inserts:
+            session.execute(sa.insert(Prediction), inserts)
+        if updates:
+            session.execute(sa.update(Prediction), updates)
+    return len(inserts) + len(updates)
+
+
+def _same_prediction(old, new: dict, score_tolerance: float | None) -> bool:
+    if not same_result(old.result, new["result"]):
+        return False
+    if old.score is None or new.get("score") is None:
+        return old.score is None and new.get("score") is None and old.assist_model_id == new["assist_model_id"]
+    if score_tolerance is None:
+        return old.score == new["score"] and old.assist_model_id == new["assist_model_id"]
+    return abs(old.score - new["score"]) <= score_tolerance
 
 
 # --- what a requester sees and does ---------------------------------------------------
@@ -263,7 +324,7 @@ def refresh(project_id: int) -> dict[str, Any]:
         return {"predicted": 0}
     latest = _latest_model(session, project_id, "builtin")
     session.rollback()
-    predicted = predict_open_items(project_id, latest.id, missing_only=True) if latest else 0
+    predicted = predict_open_items(project_id, latest.id, missing_only=True)["predicted"] if latest else 0
     return {"predicted": predicted, **train_builtin(project_id)}
 
 

@@ -1,14 +1,16 @@
 """What the operator console reads: annotators and their history, queues and
 leases, background jobs, and the audit log.
 
-Read-only, except the two retries, which put a failed background job back
-on its RQ queue (Redis only: the job itself records its new status in SQL).
-Every function takes the operator's id and refuses anyone else.
+Read-only, except the retries, which put a failed background job back on
+its RQ queue, and the RQ callbacks that record a background job's failure
+(and a later success) in SQL, where the retries start from.
+Every function but those two callbacks takes the operator's id and refuses anyone else.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -16,20 +18,34 @@ from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import case, distinct, func, or_, select
+from sqlalchemy import case, distinct, func, or_, select, update
 
 from ..extensions import db, redis
 from ..models import (Appeal, Assignment, AssignmentScore, AnnotatorScore, AuditEntry, BackgroundJob, LedgerEntry,
                       MicroTask, PayrollRun, Project, User, utcnow)
 from ..queue import DEFAULT_QUEUE, enqueue
+from . import audit
 from .accounts import require_operator
 from .errors import Conflict, NotFound
 from .fairness import effective_rates, rate_per_hour
 
 log = logging.getLogger(__name__)
 
-# How to run a background job again when RQ no longer holds it: kind -> job function.
-RETRY_FUNCTIONS = {"import": "tasks.jobs.run_import", "split": "tasks.jobs.split_project"}
+# How to run a background job again when RQ no longer holds it: kind -> job function of the row's id.
+# Other kinds keep their function and arguments in the row's params.
+RETRY_FUNCTIONS = {"import": "tasks.jobs.run_import", "split": "tasks.jobs.split_project",
+                   "export": "tasks.exports.run_export"}
+# Kinds whose service writes its own status, success included.
+SELF_RECORDED = ("import", "export")
+KINDS = {"tasks.jobs.score_micro_task": "score", "tasks.jobs.reestimate_project": "reestimate",
+         "tasks.skills.recompute_micro_task_levels": "skills", "tasks.skills.recompute_project_levels": "skills",
+         "tasks.skills.recompute_all_levels": "skills", "tasks.assist.train_builtin": "assist train",
+         "tasks.assist.refresh_project": "assist refresh", "tasks.assist.reform_queue": "assist reform",
+         "tasks.assist.backend_notify": "backend notify", "tasks.assist.backend_train": "backend train"}
+PROJECT_FIRST = {"tasks.jobs.reestimate_project", "tasks.skills.recompute_project_levels", "tasks.assist.train_builtin",
+                 "tasks.assist.refresh_project", "tasks.assist.reform_queue", "tasks.assist.backend_notify",
+                 "tasks.assist.backend_train"}
+MICRO_TASK_FIRST = {"tasks.jobs.score_micro_task", "tasks.skills.recompute_micro_task_levels"}
 LIST_LIMIT = 200
 
 
@@ -288,9 +304,14 @@ def _last_line(text: str) -> str:
 
 
 def retry_rq_job(operator_id: int, rq_id: str) -> None:
-    """Put a failed RQ job back on its queue; the job is idempotent, so running it again is safe."""
+    """Put a failed RQ job back on its queue; the job is idempotent, so running it again is safe.
+    A job with a row in SQL is retried from the row, like the failed background jobs page does."""
     require_operator(db.session, operator_id)
+    row_id = db.session.scalar(select(BackgroundJob.id).where(BackgroundJob.rq_id == rq_id))
     db.session.rollback()
+    if row_id is not None:
+        retry_background_job(operator_id, row_id)
+        return
     conn = redis.client
     try:
         job = Job.fetch(rq_id, connection=conn)
@@ -311,7 +332,16 @@ def retry_rq_job(operator_id: int, rq_id: str) -> None:
 def _retry_refusal(job: BackgroundJob) -> str | None:
     if job.kind == "import" and job.errors:
         return "refused for problems in the upload: a retry changes nothing, upload a fixed file"
+    if job.kind == "export" and job.errors:
+        return "refused because the project no longer offers its format: a retry changes nothing, export again"
     return None
+
+
+def _what(job: BackgroundJob) -> str:
+    function = (job.params or {}).get("function")
+    if not function or job.kind in SELF_RECORDED:
+        return ""
+    return f"{function}({', '.join(repr(a) for a in (job.params or {}).get('args', []))})"
 
 
 def failed_background_jobs(operator_id: int, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
@@ -325,50 +355,157 @@ def failed_background_jobs(operator_id: int, limit: int = LIST_LIMIT) -> list[di
         .where(BackgroundJob.status == "failed")
         .order_by(BackgroundJob.finished_at.desc(), BackgroundJob.id.desc()).limit(limit)).all()
     out = [{"id": job.id, "rq_id": job.rq_id, "kind": job.kind, "project_id": job.project_id, "title": title,
-            "user": email, "error": job.error or "", "errors": (job.errors or [])[:5],
+            "user": email, "error": job.error or "", "errors": (job.errors or [])[:5], "what": _what(job),
             "more_errors": max(0, len(job.errors or []) - 5), "created_at": job.created_at,
             "finished_at": job.finished_at, "not_retryable": _retry_refusal(job)}
            for job, title, email in rows]
     session.rollback()
+    _rq_plans(out)
     return out
 
 
+def _rq_plans(rows: list[dict[str, Any]]) -> None:
+    """Whether RQ will try each failed background job again by itself, and how many more times."""
+    ids = [r["rq_id"] for r in rows if r["rq_id"]]
+    try:
+        found = {j.id: j for j in Job.fetch_many(ids, connection=redis.client) if j is not None} if ids else {}
+        # The scheduled try, and those left after it.
+        plans = {rq_id: (job.retries_left or 0) + 1 for rq_id, job in found.items() if _status(job) == "scheduled"}
+    except RedisError as error:
+        log.warning("could not read RQ's retries of failed background jobs: %s", error)
+        plans = {}
+    for r in rows:
+        r["rq_retries_left"] = plans.get(r["rq_id"])
+
+
+def _claim(job_id: int) -> BackgroundJob:
+    """failed -> queued in one UPDATE: of two clicks on Retry, only one gets the row."""
+    with db.transaction() as session:
+        job = session.get(BackgroundJob, job_id)
+        if job is None:
+            raise NotFound(f"no background job {job_id}")
+        refusal = _retry_refusal(job)
+        if job.status == "failed" and refusal:
+            raise Conflict(f"background job {job_id} was {refusal}")
+        # A row written before RQ ids were kept gets one, so that the run's outcome finds it.
+        rq_id = func.coalesce(BackgroundJob.rq_id, f"retry-{job_id}-{uuid.uuid4().hex[:12]}")
+        claimed = session.execute(
+            update(BackgroundJob).where(BackgroundJob.id == job_id, BackgroundJob.status == "failed")
+            .values(status="queued", finished_at=None, rq_id=rq_id)).rowcount
+        if not claimed:
+            session.refresh(job)
+            raise Conflict(f"background job {job_id} is {job.status}, not failed: it is not run again")
+        session.refresh(job)
+        session.expunge(job)
+    return job
+
+
+def _unclaim(job_id: int, error: str) -> None:
+    with db.transaction() as session:
+        session.execute(update(BackgroundJob).where(BackgroundJob.id == job_id, BackgroundJob.status == "queued")
+                        .values(status="failed", finished_at=utcnow(), error=error))
+
+
 def retry_background_job(operator_id: int, job_id: int) -> str:
-    """Run a failed background job again: RQ's own failed job when it still has it, else the job
-    function of its kind under the same RQ id. Returns how it was retried."""
-    session = db.session
-    require_operator(session, operator_id)
-    job = session.get(BackgroundJob, job_id)
-    if job is None:
-        raise NotFound(f"no background job {job_id}")
-    if job.status != "failed":
-        raise Conflict(f"background job {job_id} is {job.status}, not failed")
-    refusal = _retry_refusal(job)
-    if refusal:
-        raise Conflict(f"background job {job_id} was {refusal}")
-    kind, rq_id = job.kind, job.rq_id
-    session.rollback()
+    """Run a failed background job again, from its row in SQL: the row goes from failed to
+    queued first (so a second click is refused), then RQ runs it. Returns how: "requeued" (RQ
+    still had the failed job), "moved up" (RQ was waiting to retry it by itself: now it runs at
+    once), "running" (RQ is running it already) or "enqueued" (from the row alone)."""
+    require_operator(db.session, operator_id)
+    db.session.rollback()
+    job = _claim(job_id)
+    try:
+        how = _put_back(job)
+    except RedisError as error:
+        _unclaim(job_id, f"the retry could not reach Redis ({error}); the background job did not run again")
+        raise Conflict(f"background job {job_id} was not retried: Redis did not answer ({error})") from None
+    except Conflict as error:
+        _unclaim(job_id, job.error or "")
+        raise error
+    _audit_retry(operator_id, job, how)
+    log.info("operator %s retried background job %s (%s): %s", operator_id, job_id, job.kind, how)
+    return how
+
+
+def _put_back(job: BackgroundJob) -> str:
     conn = redis.client
     rq_job = None
-    if rq_id:
+    if job.rq_id:
         try:
-            rq_job = Job.fetch(rq_id, connection=conn)
+            rq_job = Job.fetch(job.rq_id, connection=conn)
         except NoSuchJobError:
             rq_job = None
     if rq_job is not None:
         status = _status(rq_job)
-        if status in ("queued", "started", "scheduled", "deferred"):
-            raise Conflict(f"background job {job_id} is {status} in RQ already: it will run again")
+        if status in ("queued", "started", "deferred"):
+            return "running"
+        if status == "scheduled":
+            ScheduledJobRegistry(queue=Queue(rq_job.origin, connection=conn)).remove(rq_job)
+            Queue(rq_job.origin, connection=conn).enqueue_job(rq_job)
+            return "moved up"
         if status == "failed":
-            retry_rq_job(operator_id, rq_id)
+            FailedJobRegistry(rq_job.origin, connection=conn).requeue(rq_job)
             return "requeued"
-    function = RETRY_FUNCTIONS.get(kind)
-    if function is None:
-        raise Conflict(f"RQ no longer holds background job {job_id} and a {kind} background job "
-                       f"cannot be started again from here")
-    enqueue(function, job_id, job_id=rq_id)
-    log.info("operator %s retried background job %s (%s)", operator_id, job_id, kind)
+        rq_job.delete()  # finished, stopped or canceled in RQ: start over from the row
+    if job.kind in RETRY_FUNCTIONS:
+        function, args = RETRY_FUNCTIONS[job.kind], [job.id]
+    elif (job.params or {}).get("function"):
+        function, args = job.params["function"], list(job.params.get("args") or [])
+    else:
+        raise Conflict(f"background job {job.id} ({job.kind}) does not say which function to run")
+    # No automatic retries: the operator sees this run's outcome.
+    enqueue(function, *args, job_id=job.rq_id, retries=0)
     return "enqueued"
+
+
+def _audit_retry(operator_id: int, job: BackgroundJob, how: str) -> None:
+    with db.transaction() as session:
+        audit.record(session, actor_id=operator_id, action="retry_background_job", target_type="background_job",
+                     target_id=job.id, kind=job.kind, rq_id=job.rq_id, how=how, error=job.error or "")
+
+
+# --------------------------------------------------------------------------
+# Recording background jobs' outcomes (RQ callbacks, see tasks.jobs)
+# --------------------------------------------------------------------------
+
+
+def _kind(function: str) -> str:
+    return KINDS.get(function) or function.rpartition(".")[2][:32]
+
+
+def _project_of(session, function: str, args: list) -> int | None:
+    if not args or not isinstance(args[0], int):
+        return None
+    if function in PROJECT_FIRST:
+        return session.scalar(select(Project.id).where(Project.id == args[0]))
+    if function in MICRO_TASK_FIRST:
+        return session.scalar(select(MicroTask.project_id).where(MicroTask.id == args[0]))
+    return None
+
+
+def record_job_failure(rq_id: str, function: str, args: list, error: str) -> int:
+    """The row of a failed attempt: the job's own (imports, splits, exports) marked failed unless its
+    service recorded that itself, in its own words for the requester; or a new row holding the
+    function and arguments to run again."""
+    with db.transaction() as session:
+        job = session.scalar(select(BackgroundJob).where(BackgroundJob.rq_id == rq_id))
+        if job is None:
+            job = BackgroundJob(rq_id=rq_id, kind=_kind(function), project_id=_project_of(session, function, args),
+                                params={"function": function, "args": args})
+            session.add(job)
+        elif job.status == "failed":
+            return job.id
+        job.status, job.finished_at, job.error = "failed", utcnow(), error[:4000]
+        session.flush()
+        return job.id
+
+
+def record_job_success(rq_id: str) -> None:
+    """A run that succeeded clears a recorded failure. Imports and exports keep their own status."""
+    with db.transaction() as session:
+        session.execute(update(BackgroundJob).where(
+            BackgroundJob.rq_id == rq_id, BackgroundJob.kind.not_in(SELF_RECORDED),
+            BackgroundJob.status != "finished").values(status="finished", finished_at=utcnow()))
 
 
 # --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..extensions import db
 from ..models import (Assignment, AssignmentScore, LedgerEntry, MicroTask, PayrollRun, Profile, Project,
                       ProjectSkill, Skill, SkillLevel, User)
 from ..scoring import matching
-from . import work
+from . import qualifications, work
 from .errors import NotFound
 
 STATES = ("pending", "approved", "paid")
@@ -108,23 +108,32 @@ def summary(annotator_id: int) -> dict[str, Any]:
 
 
 def _qualification_status(session, annotator_id: int, project_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Per project requiring it: to_take, in_progress, passed or failed, with the rule when scored."""
+    """Per project requiring it: to_take (`retake` after an unfinished attempt), cooling (until
+    `again`), in_progress, passed or failed, with the rule when scored."""
     rows = session.execute(
         select(Assignment.project_id, Assignment.status, AssignmentScore.gold_right, AssignmentScore.gold_total,
-               AssignmentScore.details)
+               AssignmentScore.details, Assignment.ended_at)
         .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
         .outerjoin(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
         .where(Assignment.annotator_id == annotator_id, Assignment.project_id.in_(project_ids),
                MicroTask.is_qualification.is_(True)))
     out: dict[int, dict[str, Any]] = {}
-    for project_id, status, right, total, details in rows:
+    unfinished: dict[int, dt.datetime] = {}
+    for project_id, status, right, total, details, ended_at in rows:
         q = (details or {}).get("qualification")
         if q is not None:
             out[project_id] = {"status": "passed" if q["passed"] else "failed", "rule": q["rule"],
                                "right": right, "total": total}
         elif status == "leased":
             out[project_id] = {"status": "in_progress"}
-        # skipped, expired or released: the test can be taken again
+        elif ended_at is not None:  # skipped, expired or released: taken again after a cooling-off
+            unfinished[project_id] = max(unfinished.get(project_id, ended_at), ended_at)
+    now = dt.datetime.now(dt.UTC)
+    for project_id, ended_at in unfinished.items():
+        if project_id not in out:
+            again = ended_at + qualifications.cooling_off()
+            out[project_id] = {"status": "to_take", "retake": True} if again <= now else {
+                "status": "cooling", "again": again}
     return out
 
 
@@ -153,8 +162,9 @@ def _took(session, annotator_id: int, project_ids: list[int]) -> dict[int, int]:
 def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
     """Live projects for this annotator, in the order `POST /api/work/next` without a project
     hands out work (`annotate.scoring.matching.order_key`: priority, ready before a
-    qualification test, expected hourly rate at their pace, skill margin), each with why:
-    the skills it uses and their level in each, the rate and where it comes from, the work left.
+    qualification test, due within a day, expected hourly rate at their pace in the ranking
+    currency, skill margin), each with why: the skills it uses and their level in each, the
+    rate and where it comes from, the deadline, the work left.
 
     Returns `open` (projects with work left for them) and `closed` (each with the rules
     that close it to them and how to qualify).
@@ -181,7 +191,9 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
     paces = work.speeds([annotator_id]).get(annotator_id, {})
     took = _took(session, annotator_id, ids)
     caps = {p.id: work.share_cap(p) for p in projects}
+    ranking = {p.id: work.ranking_rate(p, refs[p.id]) for p in projects}
     session.rollback()
+    now = dt.datetime.now(dt.UTC)
 
     opened, closed = [], []
     for p in projects:
@@ -206,6 +218,9 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
                         "min_level": m, "platform": s == kind_skill}
                        for s, m in sorted(used.items(), key=lambda sm: (names.get(sm[0], ""), sm[0]))],
             "margin": matching.margin(minimums.get(p.id, {}), levels, kind_skill),
+            # Matching compares rates in one currency; pay and the rate shown stay in the project's.
+            "ranking_rate": matching.expected_rate(ranking[p.id], pace) if ref.seconds else None,
+            "deadline": p.deadline, "due": matching.due(p.deadline, now),
         }
         failed = q["status"] == "failed"
         # A qualification to take skips skill minimums and the cap: passing it is how the skill is granted.
@@ -217,15 +232,16 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
             required_languages=p.required_languages or (), languages=languages,
             minimums={} if test_first else minimums.get(p.id, {}), levels=levels, skill_names=names,
             cap=0 if test_first else caps[p.id], took=took.get(p.id, 0),
-            qualification_failed=(f"{q['right']} of {q['total']} right, needed {q['rule']}" if failed else None))
+            qualification_failed=(f"{q['right']} of {q['total']} right, needed {q['rule']}" if failed else None),
+            qualification_again=q.get("again"))
         row["needs_test"] = test_first
         if row["closed_by"]:
             closed.append(row)
         elif row["work_left"] > 0:
             opened.append(row)
 
-    opened.sort(key=lambda r: matching.order_key(r["priority"], r["needs_test"], r["rate"] or 0, r["margin"],
-                                                 r["project_id"]))
+    opened.sort(key=lambda r: matching.order_key(r["priority"], r["needs_test"], r["ranking_rate"] or 0,
+                                                 r["margin"], r["project_id"], r["due"]))
     return {"open": opened, "closed": closed}
 
 

@@ -42,6 +42,7 @@ import logging
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -246,7 +247,8 @@ class _Reader:
 
     def __init__(self, session, project: Project, filters: Filters, *, pseudonyms: Pseudonyms,
                  predictions: bool = False, label_sets: bool = False,
-                 on_page: Callable[[int], None] | None = None) -> None:
+                 on_page: Callable[[int], None] | None = None,
+                 before_page: Callable[[], None] | None = None) -> None:
         self.session = session
         self.project = project
         self.filters = filters
@@ -254,6 +256,7 @@ class _Reader:
         self.predictions = predictions
         self.label_sets = label_sets
         self.on_page = on_page
+        self.before_page = before_page
         self.items_read = 0
         self.postgres = session.get_bind().dialect.name == "postgresql"
         # Results repeat (a classification project has as many distinct ones as labels):
@@ -282,20 +285,27 @@ class _Reader:
         return parsed
 
     def _items(self, after: int) -> list:
+        if self.before_page is not None:
+            self.before_page()
         stmt = select(Item.id, self._json_text(Item.data), Item.is_gold, self._json_text(Item.imported_annotations),
                       self._moment_text(Item.created_at)).where(Item.project_id == self.project.id, Item.id > after)
         stmt = _item_filters(stmt, self.filters).order_by(Item.id).limit(PAGE)
         return self.session.connection().execute(stmt).all()
 
-    def _annotations(self, first: int, last: int) -> dict[int, list[dict]]:
+    def _annotations(self, first: int, last: int, only: Sequence[int] | None = None) -> dict[int, list[dict]]:
+        """The page's annotations by item; with `only`, of those items alone."""
+        if only is not None and not only:
+            return {}
         connection = self.session.connection()
         # Two indexed look-ups instead of a join: joined, PostgreSQL hashes all
         # of the project's assignments for every page.
-        rows = connection.execute(
-            select(Annotation.item_id, Annotation.id, Annotation.assignment_id, self._json_text(Annotation.result),
-                   Annotation.seconds, self._moment_text(Annotation.created_at))
-            .where(Annotation.item_id >= first, Annotation.item_id <= last)
-            .order_by(Annotation.item_id, Annotation.id)).all()
+        stmt = (select(Annotation.item_id, Annotation.id, Annotation.assignment_id, self._json_text(Annotation.result),
+                       Annotation.seconds, self._moment_text(Annotation.created_at))
+                .where(Annotation.item_id >= first, Annotation.item_id <= last)
+                .order_by(Annotation.item_id, Annotation.id))
+        if only is not None:
+            stmt = stmt.where(Annotation.item_id.in_(only))
+        rows = connection.execute(stmt).all()
         if not rows:
             return {}
         wanted = (select(Assignment.id, Assignment.annotator_id, Assignment.decision)
@@ -368,9 +378,13 @@ class _Reader:
             if not rows:
                 return
             first, after = rows[0][0], rows[-1][0]
-            ours = self._annotations(first, after)
             predictions = self._predictions(first, after) if self.predictions else {}
-            consensus = self._consensus(first, after) if self.label_sets else {}
+            if self.label_sets:
+                # An item with a consensus is exported with it alone: its annotations are not read.
+                consensus = self._consensus(first, after)
+                ours = self._annotations(first, after, [row[0] for row in rows if not consensus.get(row[0])])
+            else:
+                consensus, ours = {}, self._annotations(first, after)
             for item_id, data, is_gold, imported, created_at in rows:
                 data = _json(data)
                 annotations = ours.get(item_id, [])
@@ -421,10 +435,12 @@ def _data_keys(session, project: Project) -> list[str]:
     return sorted(keys | set(parse_config(project.label_config).data_keys))
 
 
-def _consensus_rows(session, project: Project, filters: Filters,
-                    on_page: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
+def _consensus_rows(session, project: Project, filters: Filters, on_page: Callable[[int], None] | None,
+                    before_page: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
     after, read = 0, 0
     while True:
+        if before_page is not None:
+            before_page()
         stmt = (select(Item.id, _raw(Item.data), Item.is_gold, _raw(ItemScore.consensus), ItemScore.confidence,
                        ItemScore.agreement, ItemScore.n_annotators, ItemScore.method, _raw(GoldAnswer.result))
                 .outerjoin(ItemScore, ItemScore.item_id == Item.id)
@@ -465,26 +481,67 @@ def _objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+EXPORT_PAGE_CACHE_KIB = 8192
+
+
+class _PageCache:
+    """On SQLite, read with an 8 MiB page cache instead of the connection's 64 MiB: an
+    export reads each page of the database once, so a large cache only holds pages it
+    will not read again (64 MiB of a million-annotation export's peak memory).
+
+    `shrink` runs before each page is read, on whichever pooled connection the session
+    holds then (a progress update commits in between); `restore` puts each connection's
+    own size back, for whoever uses it next."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.shrunk: dict[int, tuple[Any, int]] = {}
+
+    def shrink(self) -> None:
+        if not self.sqlite:
+            return
+        raw = self.session.connection().connection.dbapi_connection
+        if id(raw) not in self.shrunk:
+            before = raw.execute("PRAGMA cache_size").fetchone()[0]
+            raw.execute(f"PRAGMA cache_size=-{EXPORT_PAGE_CACHE_KIB}")
+            self.shrunk[id(raw)] = (raw, int(before))
+
+    def restore(self) -> None:
+        for raw, before in self.shrunk.values():
+            try:
+                raw.execute(f"PRAGMA cache_size={before}")
+            except sqlite3.ProgrammingError:  # the pool closed it meanwhile: nothing to put back
+                log.debug("an export's connection was closed before its page cache was restored")
+        self.shrunk.clear()
+
+
 def _write(session, project: Project, fmt: Format, filters: Filters, target: Path, *, with_images: bool,
            on_page: Callable[[int], None] | None = None) -> Written:
     """Write one export of `project` to `target`."""
-    with _objects_frozen():
-        return _write_file(session, project, fmt, filters, target, with_images=with_images, on_page=on_page)
+    cache = _PageCache(session)
+    try:
+        cache.shrink()  # before the first read: CSV's data keys are a pass over the items of their own
+        with _objects_frozen():
+            return _write_file(session, project, fmt, filters, target, with_images=with_images, on_page=on_page,
+                               before_page=cache.shrink)
+    finally:
+        cache.restore()
 
 
 def _write_file(session, project: Project, fmt: Format, filters: Filters, target: Path, *, with_images: bool,
-                on_page: Callable[[int], None] | None) -> Written:
+                on_page: Callable[[int], None] | None, before_page: Callable[[], None] | None = None) -> Written:
     pseudonyms = Pseudonyms()
     config = parse_config(project.label_config)
     controls = {c.name: c.tag for c in config.controls}
     if fmt.name in ("CONSENSUS_JSONL", "CONSENSUS_CSV"):
-        rows = _consensus_rows(session, project, filters, on_page)
+        rows = _consensus_rows(session, project, filters, on_page, before_page)
         with open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             if fmt.name == "CONSENSUS_JSONL":
                 return consensus_file.write_jsonl(rows, out)
             return consensus_file.write_csv(rows, out)
     reader = _Reader(session, project, filters, pseudonyms=pseudonyms, predictions=fmt.name == "JSON",
-                     label_sets=fmt.converted, on_page=on_page)
+                     label_sets=fmt.converted, on_page=on_page, before_page=before_page)
     if fmt.converted:
         media = MediaFiles(current_app.config["MEDIA_ROOT"]) if with_images else None
         workdir = target.parent / f".work-{target.name}-{uuid.uuid4().hex}"

@@ -9,11 +9,19 @@
    nothing is written.
 2. insert every spooled row in one transaction, which also marks the job
    finished: a crash in between leaves no half import, and a retry redoes it.
+   Items the project already holds are found by its unique index here; the
+   transaction is then rolled back and they are reported by line.
+
+An upload of more than `IMAGE_CHUNK` images stores them first, in chunks,
+with one `store_import_images` background job each, so that every RQ worker
+helps; the last chunk queues `finish_import`, which runs the two passes on
+the stored images. A chunk that breaks fails the import and removes every
+image its chunks stored, as a failed pass 1 does.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -26,10 +34,12 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 from urllib.parse import urlsplit
 
+import orjson
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.utils import secure_filename
 
 from .. import labelconfig, media, readers
@@ -59,19 +69,36 @@ def limits() -> media.Limits:
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def canonical_bytes(data: Any) -> bytes:
+    """The canonical JSON of an item's data as UTF-8: sorted keys, no spaces.
+
+    orjson writes it ten times faster than the standard library, and the
+    same bytes for strings, integers and nested objects; what orjson will
+    not write (integers over 64 bits, NaN) falls back to the standard one.
+    """
+    try:
+        return orjson.dumps(data, option=_SORTED)
+    except (TypeError, orjson.JSONEncodeError):
+        return _CANONICAL.encode(data).encode("utf-8", "surrogatepass")
 
 
 def canonical(data: Any) -> str:
-    return _CANONICAL.encode(data)
+    return canonical_bytes(data).decode("utf-8", "surrogatepass")
 
 
 def content_hash(data: Any) -> int:
     """The hash that makes an item a duplicate: same data, whatever the key order."""
-    return _hash_text(canonical(data))
+    return _hash_bytes(canonical_bytes(data))
 
 
-def _hash_text(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+def _hash_bytes(raw: bytes) -> int:
+    return int.from_bytes(_sha256(raw).digest()[:8], "big", signed=True)
+
+
+_sha256 = hashlib.sha256
 
 
 # --- starting an import ------------------------------------------------------
@@ -172,6 +199,7 @@ class _Pass:
     predictions: int = 0
     annotations: int = 0
     stopped: bool = False
+    text_only_keys: tuple[str, ...] | None = None
 
     def error(self, where: dict, message: str) -> None:
         if len(self.errors) < MAX_REPORTED_ERRORS:
@@ -181,7 +209,12 @@ class _Pass:
 
 
 def run_import(job_id: int) -> None:
-    """Check and store one import. Safe to run again: a finished import is left alone."""
+    """Check and store one import. Safe to run again: a finished import is left alone.
+
+    An upload of many images is shared out: the images go to several
+    `store_import_images` background jobs, which any number of workers run
+    side by side, and the last of them queues `finish_import` for the rest.
+    """
     session = db.session
     job = session.get(BackgroundJob, job_id)
     if job is None:
@@ -195,29 +228,203 @@ def run_import(job_id: int) -> None:
         job = session.get(BackgroundJob, job_id)
         job.status, job.started_at, job.done, job.errors = "running", utcnow(), 0, []
         job.total = _count_rows(job.params["files"])
+        job.params = {key: value for key, value in job.params.items() if key != "images"}
     project = session.get(Project, job.project_id)
     config = labelconfig.parse_config(project.label_config)
+    if config.media_keys and _share_out_images(job_id):
+        return
+    _finish(job, project, config, started)
+
+
+def _finish(job: BackgroundJob, project: Project, config, started: float,
+            images: dict[int, list] | None = None) -> None:
+    """Check every row, then write them all or none (see the module's docstring)."""
+    job_id = job.id
     gold = bool(job.params.get("gold"))
     # A plain file: NamedTemporaryFile wraps every write in a Python call.
     Path(current_app.config["UPLOAD_ROOT"]).mkdir(parents=True, exist_ok=True)
     spool_path = Path(current_app.config["UPLOAD_ROOT"]) / f"import-{job_id}-{uuid.uuid4().hex}.spool"
     spool = open(spool_path, "w+b")
     found = _Pass()
+    if images is not None:  # stored by the image background jobs: forgotten if the import fails
+        found.new_media = _created_media(outcome for outcomes in images.values() for outcome in outcomes)
+    keep_upload = False
     try:
-        _check_all(job, project, config, gold, spool, found)
+        _check_all(job, project, config, gold, spool, found, images)
         if found.errors:
             _fail(job_id, found, started)
             return
         spool.seek(0)
-        _write_all(job_id, project.id, gold, spool, found, started)
+        if not _write_all(job_id, project.id, gold, spool, found, started):
+            # The unique index refused a row: say which lines the project already holds.
+            _check_existing(project.id, found)
+            if not found.errors:
+                raise Conflict("another upload added some of the same items meanwhile; nothing was stored")
+            _fail(job_id, found, started)
     except Exception as error:
         _forget_media(found.new_media)
         _fail(job_id, found, started, unexpected=error)
+        keep_upload = True  # a retry from the console reads it again
         raise
     finally:
         spool.close()
         spool_path.unlink(missing_ok=True)
-        shutil.rmtree(job.params.get("folder", ""), ignore_errors=True)
+        if not keep_upload:
+            shutil.rmtree(job.params.get("folder", ""), ignore_errors=True)
+
+
+# --- many images: shared out between background jobs -----------------------------
+
+IMAGE_CHUNK = 50  # images per background job: few enough jobs to start, enough for workers to share
+
+
+def _share_out_images(job_id: int) -> bool:
+    """Queue the images of a large upload as chunks for several workers;
+    False (nothing queued) for a small one, or one a check already refuses."""
+    job = db.session.get(BackgroundJob, job_id)
+    lim = limits()
+    counts = []
+    for entry in job.params["files"]:
+        if entry["format"] == "zip":
+            try:
+                with open(entry["path"], "rb") as fh:
+                    counts.append(media.count_zip_images(fh, lim, filename=entry["name"]))
+            except media.MediaError:
+                return False  # refused with its words by the single pass
+        else:
+            counts.append(1 if entry["format"] == "image" else 0)
+    if sum(counts) <= IMAGE_CHUNK:
+        return False
+    chunks: list[list[tuple[int, int, int]]] = [[]]
+    room = IMAGE_CHUNK
+    for index, count in enumerate(counts):
+        at = 0
+        while at < count:
+            if room == 0:
+                chunks.append([])
+                room = IMAGE_CHUNK
+            take = min(room, count - at)
+            chunks[-1].append((index, at, at + take))
+            at += take
+            room -= take
+    attempt = uuid.uuid4().hex[:12]
+    with db.transaction() as session:
+        job = session.get(BackgroundJob, job_id)
+        job.params = {**job.params, "images": {"attempt": attempt, "chunks": chunks, "done": []}}
+        if job.total is None and all(entry["format"] in ("image", "zip") for entry in job.params["files"]):
+            job.total = sum(counts)
+        rq_id = job.rq_id
+    for k in range(len(chunks)):
+        enqueue("tasks.jobs.store_import_images", job_id, attempt, k, job_id=f"{rq_id}-images-{attempt}-{k}")
+    return True
+
+
+def _chunk_path(job: BackgroundJob, attempt: str, k: int) -> Path:
+    return Path(job.params["folder"]) / f"images-{attempt}-{k:05d}.pickle"
+
+
+def store_import_images(job_id: int, attempt: str, k: int) -> None:
+    """Store chunk `k` of an import's images (a background job). The outcomes
+    go to a file beside the upload; the last chunk done queues `finish_import`.
+    An internal error fails the whole import and removes what it stored."""
+    job = db.session.get(BackgroundJob, job_id)
+    plan = job.params.get("images") if job is not None else None
+    if plan is None or plan["attempt"] != attempt or job.status != "running":
+        return  # finished, failed, or started over since this was queued
+    lim, media_root = limits(), current_app.config["MEDIA_ROOT"]
+    files = job.params["files"]
+    outcomes: list[tuple] = []
+    try:
+        for index, start, stop in plan["chunks"][k]:
+            entry = files[index]
+            with open(entry["path"], "rb") as fh:
+                try:
+                    for member, stored, message in _store_images(fh, entry, media_root, lim, start, stop):
+                        outcomes.append((index, member, stored, message))
+                except media.MediaError as error:  # a damaged ZIP member: the import fails with its name
+                    outcomes.append((index, error.name, None, error.message))
+        path = _chunk_path(job, attempt, k)
+        with open(path.with_suffix(".tmp"), "wb") as out:
+            pickle.dump(outcomes, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path.with_suffix(".tmp"), path)
+    except Exception as error:
+        _forget_media(_created_media(outcome[1:] for outcome in outcomes))
+        _abandon(job_id, attempt, error)
+        raise
+    _chunk_done(job_id, attempt, k, len(outcomes))
+
+
+def _chunk_done(job_id: int, attempt: str, k: int, count: int) -> None:
+    with db.transaction() as session:
+        # The row lock (SQLite: the write lock) makes exactly one chunk the last.
+        job = _locked_job(session, job_id)
+        plan = job.params.get("images")
+        running = job.status == "running" and plan is not None and plan["attempt"] == attempt
+        if running and k not in plan["done"]:
+            done = plan["done"] + [k]
+            job.params = {**job.params, "images": {**plan, "done": done}}
+            job.done = (job.done or 0) + count
+        last = running and len(plan["done"]) + 1 == len(plan["chunks"]) and k not in plan["done"]
+        rq_id = job.rq_id
+    if not running:  # the import failed meanwhile: take back what this chunk stored
+        _forget_media(_created_media(outcome[1:] for outcome in _load_chunk(job, attempt, k)))
+    elif last:
+        enqueue("tasks.jobs.finish_import", job_id, attempt, job_id=f"{rq_id}-finish-{attempt}")
+
+
+def _locked_job(session, job_id: int) -> BackgroundJob:
+    # populate_existing: the row as it is now, not as this session first read it.
+    return session.scalars(select(BackgroundJob).where(BackgroundJob.id == job_id).with_for_update()
+                           .execution_options(populate_existing=True)).one()
+
+
+def _load_chunk(job: BackgroundJob, attempt: str, k: int) -> list[tuple]:
+    try:
+        with open(_chunk_path(job, attempt, k), "rb") as fh:
+            return pickle.load(fh)  # our own file, written by store_import_images
+    except FileNotFoundError:
+        return []
+
+
+def _created_media(outcomes: Iterable[tuple]) -> list[Path]:
+    root = Path(current_app.config["MEDIA_ROOT"])
+    return [root / stored[key] for _member, stored, _message in outcomes
+            if stored is not None and stored["created"] for key in ("path", "thumb_path")]
+
+
+def _abandon(job_id: int, attempt: str, error: Exception) -> None:
+    """Fail an import whose image chunk hit an internal error, and remove
+    every image its chunks stored so far (later chunks remove their own)."""
+    db.session.rollback()
+    with db.transaction() as session:
+        job = _locked_job(session, job_id)
+        plan = job.params.get("images")
+        if job.status != "running" or plan is None or plan["attempt"] != attempt:
+            return
+        job.status, job.finished_at, job.errors = "failed", utcnow(), []
+        job.error = f"the import stopped on an internal error ({type(error).__name__}); nothing was stored"
+        chunks = len(plan["chunks"])
+    for k in range(chunks):
+        _forget_media(_created_media(outcome[1:] for outcome in _load_chunk(job, attempt, k)))
+
+
+def finish_import(job_id: int, attempt: str) -> None:
+    """After the last image chunk: check and write the import as one pass
+    would, from the chunks' outcomes (a background job)."""
+    job = db.session.get(BackgroundJob, job_id)
+    plan = job.params.get("images") if job is not None else None
+    if plan is None or plan["attempt"] != attempt or job.status != "running":
+        return
+    images: dict[int, list] = {}
+    for k in range(len(plan["chunks"])):
+        if not _chunk_path(job, attempt, k).exists():
+            raise RuntimeError(f"import {job_id}: the outcomes of image chunk {k} are missing")
+        for index, member, stored, message in _load_chunk(job, attempt, k):
+            images.setdefault(index, []).append((member, stored, message))
+    project = db.session.get(Project, job.project_id)
+    config = labelconfig.parse_config(project.label_config)
+    started = time.monotonic() - (utcnow() - job.started_at).total_seconds()
+    _finish(job, project, config, started, images)
 
 
 def _count_rows(files: list[dict]) -> int | None:
@@ -241,14 +448,18 @@ def _count_rows(files: list[dict]) -> int | None:
     return total
 
 
-def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, found: _Pass) -> None:
+def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, found: _Pass,
+               images: dict[int, list] | None = None) -> None:
+    """The checking pass. `images` holds, by file index, what the image
+    background jobs stored; without it the images are stored here."""
     text_key = config.text_keys[0] if config.text_keys else "text"
     media_key = config.media_keys[0] if config.media_keys else None
     media_root = current_app.config["MEDIA_ROOT"]
     lim = limits()
     allowed_hosts = set(current_app.config.get("ALLOWED_MEDIA_HOSTS", ()))
+    found.text_only_keys = _text_only_keys(config)
     next_progress = PROGRESS_EVERY
-    for entry in job.params["files"]:
+    for index, entry in enumerate(job.params["files"]):
         name, fmt = entry["name"], entry["format"]
         source = _Source(name, entry.get("json_list", False))
         with open(entry["path"], "rb") as fh:
@@ -256,7 +467,10 @@ def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, 
                 if media_key is None:
                     found.error({"file": name}, "this project's label config shows no image, so images cannot be items")
                     continue
-                rows = _image_rows(fh, name, fmt, media_key, media_root, lim, found)
+                if images is None:
+                    rows = _image_rows(name, media_key, media_root, _store_images(fh, entry, media_root, lim), found)
+                else:  # stored already, and their new files already in found.new_media
+                    rows = _image_rows(name, media_key, media_root, images.get(index, []), found, track=False)
             else:
                 rows = _read(fmt, fh, name, text_key, lim.max_rows)
             try:
@@ -276,7 +490,8 @@ def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, 
                 found.error({"file": name, "member": error.name} if error.name != name else {"file": name},
                             error.message)
     _spool_batch(spool, found)
-    _check_existing(project.id, found)
+    # Items already in the project are found by the unique index as the rows
+    # are written (and then reported by line): no look-up pass here.
 
 
 def _read(fmt: str, fh, name: str, text_key: str, max_rows: int):
@@ -287,30 +502,111 @@ def _read(fmt: str, fh, name: str, text_key: str, max_rows: int):
     return reader(fh, name, max_rows=max_rows)
 
 
-def _image_rows(fh, name: str, fmt: str, media_key: str, media_root: str, lim: media.Limits,
-                found: _Pass) -> Iterator[readers.Row]:
-    members = [(name, fh)] if fmt == "image" else media.iter_zip_images(fh, lim, filename=name)
-    for index, (member, stream) in enumerate(members, start=1):
-        data = stream.read(lim.max_file_bytes + 1)
-        sha = hashlib.sha256(data).hexdigest()
-        existed = any((Path(media_root) / sha[:2] / sha[2:4] / f"{sha}{ext}").exists()
-                      for ext in (".jpg", ".png", ".webp"))
-        try:
-            stored = media.store_image(io.BytesIO(data), member, media_root, lim, fsync=False)
-        except media.MediaError as error:
-            found.error({"file": name, "member": member} if member != name else {"file": name},
-                        error.message)
+def _image_rows(name: str, media_key: str, media_root: str, outcomes: Iterable[tuple],
+                found: _Pass, track: bool = True) -> Iterator[readers.Row]:
+    """Rows for the stored images of one upload, from `_store_images`
+    outcomes (made here, or earlier by the image background jobs)."""
+    for index, (member, stored, message) in enumerate(outcomes, start=1):
+        if stored is None:
+            found.error({"file": name, "member": member} if member != name else {"file": name}, message)
             continue
-        if not existed:
-            found.new_media += [Path(media_root) / stored.path, Path(media_root) / stored.thumb_path]
-        yield readers.Row(index, {media_key: MEDIA_URL_PREFIX + stored.path,
-                                  "thumbnail": MEDIA_URL_PREFIX + stored.thumb_path,
-                                  "width": stored.width, "height": stored.height,
+        if track and stored["created"]:
+            found.new_media += [Path(media_root) / stored["path"], Path(media_root) / stored["thumb_path"]]
+        yield readers.Row(index, {media_key: MEDIA_URL_PREFIX + stored["path"],
+                                  "thumbnail": MEDIA_URL_PREFIX + stored["thumb_path"],
+                                  "width": stored["width"], "height": stored["height"],
                                   "filename": os.path.basename(member)})
+
+
+def _store_images(fh, entry: dict, media_root: str, lim: media.Limits, start: int = 0,
+                  stop: int | None = None) -> Iterator[tuple[str, dict | None, str | None]]:
+    """Verify, orient, thumbnail and store the images of one upload (all, or
+    those from `start` to `stop`): (member, stored, None) for each stored
+    image, (member, None, why) for each refused one. A ZIP that cannot be
+    read on raises `media.MediaError`."""
+    name = entry["name"]
+    if entry["format"] == "image":
+        members = [(name, fh)][start:stop]
+    else:
+        members = media.iter_zip_images(fh, lim, filename=name, start=start, stop=stop)
+    for member, stream in members:
+        try:
+            # fsync=False: one os.sync() before the rows are committed covers every file.
+            stored = media.store_image(stream, member, media_root, lim, fsync=False)
+        except media.MediaError as error:
+            yield member, None, error.message
+            continue
+        yield member, {"path": stored.path, "thumb_path": stored.thumb_path, "width": stored.width,
+                       "height": stored.height, "created": stored.created}, None
+
+
+def _text_only_keys(config) -> tuple[str, ...] | None:
+    """The data keys of a config that shows only text, for a one-line check
+    per row; None when another tag needs `labelconfig.check_data`'s rules."""
+    keyed = [o for o in config.objects if o.data_key is not None]
+    if all(o.tag in ("Text", "HyperText") for o in keyed):
+        return tuple(o.data_key for o in keyed)
+    return None
+
+
+def _all_text(data: dict, keys: tuple[str, ...]) -> bool:
+    for key in keys:
+        if type(data.get(key)) is not str:
+            return False
+    return True
 
 
 def _check_row(row: readers.Row, source: _Source, config, gold: bool, allowed_hosts: set[str],
                spool, found: _Pass) -> None:
+    data = row.data
+    keys = found.text_only_keys
+    extras, annotations = None, None
+    # The common row (text only, nothing but data) passes a quick test; any
+    # other gets the full check, with words for what is wrong.
+    if (keys is None or gold or row.predictions or row.annotations or type(data) is not dict
+            or not _all_text(data, keys)):
+        checked = _check_fully(row, source, config, gold, allowed_hosts, found)
+        if checked is None:
+            return
+        extras, annotations = checked
+    try:
+        raw = orjson.dumps(data, option=_SORTED)
+    except (TypeError, orjson.JSONEncodeError):
+        raw = canonical_bytes(data)
+    if b"\\u0000" in raw or (annotations is not None and "\\u0000" in annotations):
+        if _has_nul(data) or _has_nul(row.annotations):  # not a backslash followed by "u0000"
+            found.error(source.where(row.line), "the item holds a NUL character (\\u0000), which cannot be stored")
+            return
+    digest = int.from_bytes(_sha256(raw).digest()[:8], "big", signed=True)
+    seen = found.seen
+    first = seen.get(digest)
+    if first is not None:
+        found.error(source.where(row.line),
+                    f"duplicate of {first[0].text(first[1])}: the same data is already in this upload")
+        return
+    seen[digest] = (source, row.line)
+    found.rows += 1
+    found.batch.append((raw.decode("utf-8", "surrogatepass"), digest, annotations))
+    if extras:
+        found.extras[digest] = extras
+    if len(found.batch) >= BATCH:
+        _spool_batch(spool, found)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _check_fully(row: readers.Row, source: _Source, config, gold: bool, allowed_hosts: set[str],
+                 found: _Pass) -> tuple[dict | None, str | None] | None:
+    """Check a row's data, media URLs, gold answer, predictions and
+    annotations: (extras, annotations as JSON), or None after reporting."""
     data = row.data
     where_text = source.text(row.line)
     try:
@@ -332,21 +628,8 @@ def _check_row(row: readers.Row, source: _Source, config, gold: bool, allowed_ho
         message = str(error)
         prefix = f"{where_text}: "
         found.error(source.where(row.line), message[len(prefix):] if message.startswith(prefix) else message)
-        return
-    text = canonical(data)
-    digest = _hash_text(text)
-    first = found.seen.get(digest)
-    if first is not None:
-        found.error(source.where(row.line),
-                    f"duplicate of {first[0].text(first[1])}: the same data is already in this upload")
-        return
-    found.seen[digest] = (source, row.line)
-    found.rows += 1
-    found.batch.append((text, digest, annotations))
-    if extras:
-        found.extras[digest] = extras
-    if len(found.batch) >= BATCH:
-        _spool_batch(spool, found)
+        return None
+    return extras or None, annotations
 
 
 def _spool_batch(spool, found: _Pass) -> None:
@@ -461,52 +744,124 @@ def _forget_media(paths: list[Path]) -> None:
             pass
 
 
-def _write_all(job_id: int, project_id: int, gold: bool, spool, found: _Pass, started: float) -> None:
+class _Duplicates(Exception):
+    """The unique index refused a row: an item already in the project."""
+
+
+def _write_all(job_id: int, project_id: int, gold: bool, spool, found: _Pass, started: float) -> bool:
+    """Insert the spooled rows and finish the job in one transaction.
+    False when the project already holds some of the items: nothing written."""
     if found.new_media:
         os.sync()  # the files the rows point at are on disk before the rows are
-    with db.transaction() as session:
-        connection = session.connection()
-        dialect = connection.dialect
-        # The driver's own executemany: SQLAlchemy's per-row parameter
-        # processing costs more than the insert itself at this volume. The
-        # data goes in as the JSON text already made for its hash.
-        if dialect.name == "postgresql":
-            # COPY streams the rows in one command instead of a round trip each.
-            sql = ("COPY item (project_id, data, content_hash, is_gold, import_job_id, imported_annotations, "
-                   "created_at) FROM STDIN")
-        else:
-            sql = ("INSERT INTO item (project_id, data, content_hash, is_gold, import_job_id, imported_annotations, "
-                   "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        now = UTCDateTime().bind_processor(dialect)(utcnow())
-        while True:
+    db.session.rollback()  # end the checking pass's reads
+    try:
+        with _bulk_transaction(project_id, job_id) as session:
+            dialect = session.connection().dialect
+            # The driver's own executemany (COPY on PostgreSQL): SQLAlchemy's
+            # per-row parameter processing costs more than the insert itself
+            # at this volume. The data goes in as the JSON text already made
+            # for its hash, and the timestamp as the one value the driver takes.
+            if dialect.name == "postgresql":
+                sql = ("COPY item (project_id, data, content_hash, is_gold, import_job_id, imported_annotations, "
+                       "created_at) FROM STDIN")
+            else:
+                sql = ("INSERT INTO item (project_id, data, content_hash, is_gold, import_job_id, "
+                       "imported_annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+            now = process(utcnow()) if process else utcnow()
+            while True:
+                try:
+                    rows, extras = pickle.load(spool)
+                except EOFError:
+                    break
+                batch = [(project_id, text, digest, gold, job_id, annotations, now)
+                         for text, digest, annotations in rows]
+                _insert_batch(session, sql, batch, extras, project_id)
+            job = session.get(BackgroundJob, job_id)
+            job.status = "finished"
+            job.done = found.rows
+            job.total = found.rows
+            job.finished_at = utcnow()
+            job.result = {"items": found.rows, "predictions": found.predictions, "annotations": found.annotations,
+                          "gold": gold, "seconds": round(time.monotonic() - started, 3)}
+    except _Duplicates:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _bulk_transaction(project_id: int, job_id: int) -> Iterator[Session]:
+    """The write transaction of the bulk insert.
+
+    On SQLite the foreign keys of every row (its project, its import) cost
+    two look-ups each, a fifth of the insert. The transaction holds the
+    write lock from BEGIN IMMEDIATE, so checking both rows once inside it
+    proves the same; the pragma only changes outside a transaction, so this
+    runs on a connection of its own and restores it before returning it.
+    """
+    if db.engine.dialect.name != "sqlite":
+        with db.transaction() as session:
+            _check_parents(session, project_id, job_id)
+            yield session
+        return
+    # Queue with this process's other SQLite writers, as db.transaction() does.
+    writer_lock = getattr(db._state, "writer_lock", None) or contextlib.nullcontext()
+    with writer_lock, db.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with Session(bind=connection.execution_options(sqlite_begin="IMMEDIATE")) as session, session.begin():
+                _check_parents(session, project_id, job_id)
+                yield session
+        finally:
             try:
-                rows, extras = pickle.load(spool)
-            except EOFError:
-                break
-            batch = [(project_id, text, digest, gold, job_id, annotations, now) for text, digest, annotations in rows]
-            _insert_batch(session, sql, batch, extras, project_id)
-        job = session.get(BackgroundJob, job_id)
-        job.status = "finished"
-        job.done = found.rows
-        job.total = found.rows
-        job.finished_at = utcnow()
-        job.result = {"items": found.rows, "predictions": found.predictions, "annotations": found.annotations,
-                      "gold": gold, "seconds": round(time.monotonic() - started, 3)}
+                raw.execute("PRAGMA foreign_keys=ON")
+            except Exception:
+                connection.invalidate()  # never back to the pool without its foreign keys
+                raise
+
+
+def _check_parents(session, project_id: int, job_id: int) -> None:
+    if session.scalar(select(Project.id).where(Project.id == project_id)) is None:
+        raise Conflict("the project was deleted while its upload was checked; nothing was stored")
+    if session.scalar(select(BackgroundJob.id).where(BackgroundJob.id == job_id)) is None:
+        raise Conflict("the import was deleted while it ran; nothing was stored")
+
+
+def _copy_text(batch: list[tuple]) -> str:
+    """Rows in COPY's text format. Our JSON encoders escape every control
+    character, so a backslash is the only byte COPY needs escaped; what is
+    the same on every row of an import is formatted once."""
+    project_id, _text, _digest, gold, job_id, _annotations, now = batch[0]
+    head, middle, tail = f"{project_id}\t", f"\t{'t' if gold else 'f'}\t{job_id}\t", f"\t{now}\n"
+    return "".join([
+        f"{head}{text.replace(_BACKSLASH, _BACKSLASHES)}\t{digest}{middle}"
+        f"{_NULL if annotations is None else annotations.replace(_BACKSLASH, _BACKSLASHES)}{tail}"
+        for _p, text, digest, _g, _j, annotations, _n in batch])
+
+
+_BACKSLASH, _BACKSLASHES, _NULL = "\\", "\\\\", "\\N"
 
 
 def _insert_batch(session, sql: str, batch: list[tuple], extras: dict[int, dict], project_id: int) -> None:
     from ..models import GoldAnswer, Prediction
 
-    try:
-        connection = session.connection()
-        if sql.startswith("COPY"):
+    connection = session.connection()
+    if sql.startswith("COPY"):
+        import psycopg
+
+        try:
             with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-                for row in batch:
-                    copy.write_row(row)
-        else:
+                copy.write(_copy_text(batch))
+        except psycopg.errors.UniqueViolation:
+            raise _Duplicates from None
+    else:
+        try:
             connection.exec_driver_sql(sql, batch)
-    except IntegrityError:
-        raise Conflict("another upload added some of the same items meanwhile; nothing was stored") from None
+        except IntegrityError as error:
+            if "UNIQUE" not in str(error.orig):
+                raise
+            raise _Duplicates from None
     if not extras:
         return
     ids = dict(session.execute(

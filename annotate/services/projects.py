@@ -6,6 +6,7 @@ its existence does not leak.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass
@@ -99,6 +100,29 @@ def _languages(value: Any) -> list[str]:
     return codes
 
 
+def _deadline(value: Any) -> dt.datetime:
+    """An ISO 8601 moment, returned in UTC; one without an offset is read as UTC."""
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        text = _text(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError("must be a date and time such as 2026-12-01T18:00:00Z (UTC)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def _check_deadline(values: Mapping[str, Any], current: dt.datetime | None = None) -> None:
+    """A deadline must be in the future when it is set; one kept unchanged may have passed."""
+    deadline = values.get("deadline")
+    if deadline is not None and deadline != current and deadline <= utcnow():
+        raise Invalid(f"deadline must be in the future, not {deadline.isoformat()} "
+                      f"(it is {utcnow().replace(microsecond=0).isoformat()} now, UTC)", field="deadline")
+
+
 def _choice(*allowed: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in allowed:
@@ -129,6 +153,9 @@ SETTINGS: dict[str, Setting] = {
     "bonus_quality_target": Setting(_share, 0.0, 1.0, nullable=True),
     "bonus_amount": Setting(_whole, 0, 100_000_00),
     "estimated_seconds_per_micro_task": Setting(_whole, 1, 24 * 3600, nullable=True),
+    "deadline": Setting(_deadline, nullable=True,
+                        help="when you need the labels, UTC (e.g. 2026-12-01 18:00); matching favours the "
+                             "project as it nears; empty = none"),
     "approve_quality_threshold": Setting(_share, 0.0, 1.0),
     "review_window_seconds": Setting(_whole, 3600, 30 * 24 * 3600),
     "confidence_target": Setting(_share, 0.0, 1.0),
@@ -269,6 +296,7 @@ def create_project(user_id: int, team_id: int | None, raw: Mapping[str, Any]) ->
             raise Forbidden("only requesters of a team create projects for it")
         values.setdefault("max_overlap", values.get("overlap", 3))
         _check_together({**_defaults(), **values})
+        _check_deadline(values)
         _check_assist(session, {**_defaults(), **values})
         project = Project(team_id=team_id, created_by_id=user_id, config_kind=config.kind, **values)
         session.add(project)
@@ -308,6 +336,7 @@ def update_project(user_id: int, project_id: int, raw: Mapping[str, Any]) -> Non
         merged = {c.key: getattr(project, c.key) for c in Project.__table__.columns}
         merged.update(values)
         _check_together(merged)
+        _check_deadline(values, project.deadline)
         _check_assist(session, merged)
         for name, value in values.items():
             setattr(project, name, value)

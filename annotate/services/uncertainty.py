@@ -9,6 +9,10 @@ one has seen their items), and they are locked while their items move; the
 lease path takes the same row lock, so a micro-task either is re-formed
 before anyone takes it or is left alone. Redis holds no item ids, so its
 state stays right and `next` keeps its cost.
+
+Items of the random sample (`assist.in_random_sample`, 10% of them) are never
+moved: they are labeled at their import-order pace, so held-out accuracy is
+measured on labels the model did not choose.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Assignment, AssistModel, Item, MicroTask, MicroTaskItem, Prediction, Project
+from . import assist
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ def reform_head(project_id: int, *, head: int = HEAD) -> dict[str, Any]:
             .join(Item, Item.id == MicroTaskItem.item_id)
             .where(MicroTaskItem.micro_task_id.in_(unstarted), Item.is_gold.is_(False))
             .order_by(MicroTask.seq, MicroTaskItem.position)).all()
+        # The random sample keeps its places, so its labels stay a fair measure of the model (assist.HELD_OUT_WORDS).
+        rows = [row for row in rows if not assist.in_random_sample(row.item_id)]
         if not rows:
             return {"moved": 0, "why": "no unstarted micro-tasks"}
         head_ids = []

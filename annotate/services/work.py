@@ -30,7 +30,7 @@ from ..models import (Annotation, Assignment, AssignmentScore, BackgroundJob, Go
                       MicroTaskItem, Prediction, Profile, Project, ProjectSkill, Skill, SkillLevel, User, utcnow)
 from ..queue import enqueue
 from ..scoring import matching, pay
-from . import assist, audit, gold, projects
+from . import assist, audit, gold, projects, qualifications
 from . import skills as skill_levels  # `skills` names a project's minimums below
 from .scoring import extra_overlap_needed
 from .pay import pay_floors
@@ -129,7 +129,8 @@ def split_project(job_id: int) -> int:
     job = session.get(BackgroundJob, job_id)
     if job is None:
         raise NotFound(f"no background job {job_id}")
-    if job.status != "finished":
+    # A retry after the queueing below failed finds the cut made already (its result is set).
+    if job.status != "finished" and "micro_tasks" not in (job.result or {}):
         _split(job_id)
     job = db.session.get(BackgroundJob, job_id)
     project = db.session.get(Project, job.project_id)
@@ -239,12 +240,7 @@ def _project_state(project: Project, *, with_counts: bool = False) -> ProjectSta
     session = db.session
     qualification = session.scalar(select(MicroTask.id).where(
         MicroTask.project_id == project.id, MicroTask.is_qualification.is_(True)))
-    passed = []
-    if qualification:
-        rows = session.execute(select(Assignment.annotator_id, AssignmentScore.gold_right, AssignmentScore.gold_total)
-                               .join(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
-                               .where(Assignment.micro_task_id == qualification))
-        passed = [a for a, right, total in rows if _passes(project, right, total)]
+    tests = qualifications.attempts(session, project)  # over every qualification micro-task (retakes)
     regular = sa.and_(MicroTask.project_id == project.id, MicroTask.is_qualification.is_(False))
     cap = share_cap(project)
     took: tuple = ()
@@ -256,16 +252,27 @@ def _project_state(project: Project, *, with_counts: bool = False) -> ProjectSta
                                    .where(ProjectSkill.project_id == project.id)).all())
     ref = references([project])[project.id]
     return ProjectState(project.id, project.priority, project.lease_seconds, project.requires_qualification,
-                        qualification, tuple(passed), categories=tuple(project.content_categories or ()),
+                        qualification, tests.passed, categories=tuple(project.content_categories or ()),
                         languages=tuple(project.required_languages or ()), skills=skills, cap=cap, took=took,
-                        config_kind=project.config_kind, rate=matching.project_rate(project.pay_per_micro_task, ref),
-                        kind_skill=kind_skills().get(project.config_kind, 0))
+                        config_kind=project.config_kind, rate=ranking_rate(project, ref),
+                        kind_skill=kind_skills().get(project.config_kind, 0),
+                        deadline=int(project.deadline.timestamp()) if project.deadline else 0,
+                        tried=tests.tried, again=tests.again)
 
 
 # --- what matching knows of pace and pay (annotate.scoring.matching) ---------------------
 
 RATE_WINDOW = 500  # a project's latest scored micro-tasks behind its median
 SPEED_WINDOW = 100  # an annotator's latest scored micro-tasks of one config kind behind their pace
+
+
+def ranking_rate(project: Project, ref: matching.Reference) -> int:
+    """The project's hourly rate at the usual pace in RANKING_CURRENCY, for ordering projects only
+    (pay is never converted); 0 when the operators set no exchange rate for its currency."""
+    converted = matching.in_ranking_currency(matching.project_rate(project.pay_per_micro_task, ref),
+                                             project.currency, current_app.config.get("RANKING_CURRENCY", "USD"),
+                                             current_app.config.get("RANKING_EXCHANGE_RATES", {}))
+    return converted or 0
 
 
 def kind_skills() -> dict[str, int]:
@@ -348,7 +355,7 @@ def refresh_matching(micro_task_id: int | None = None) -> dict[str, int]:
         live = list(session.scalars(select(Project).where(Project.status == "live", Project.archived_at.is_(None))))
         who = set(session.scalars(select(Assignment.annotator_id).join(AssignmentScore).distinct()))
     refs = references(live)
-    rates = {p.id: matching.project_rate(p.pay_per_micro_task, refs[p.id]) for p in live}
+    rates = {p.id: ranking_rate(p, refs[p.id]) for p in live}
     paces = speeds(who)
     session.rollback()
     d = dispatcher()
@@ -428,33 +435,40 @@ def next_assignment(annotator_id: int, project_id: int | None = None) -> dict[st
         if offer.kind == "expired":
             expire_lease(offer.micro_task_id, annotator_id)
             continue
+        if offer.kind == "fresh":  # a qualification retake, and every test micro-task was had
+            qualifications.fresh_micro_task(d, annotator_id, offer.project_id)
+            continue
         if offer.kind == "held":
             assignment = _assignment_of(offer.micro_task_id, annotator_id)
             if assignment is not None and assignment.status == "leased":
                 return work_payload(assignment)
             _reconcile_lease(offer.micro_task_id, annotator_id, offer.project_id)
             continue
-        assignment_id = _record_lease(offer, annotator_id)
-        if assignment_id is not None:
-            payload = _payload(assignment_id, offer.micro_task_id, "leased", _moment(offer.expires_at))
-            db.session.rollback()  # end the read before the next request on this connection
-            _reclaim_some()
+        payload = _record_lease(offer, annotator_id)
+        if payload is not None:
+            _reclaim_now_and_then()
             return payload
     raise Unavailable("the work queue is busy; ask again in a moment")
 
 
-def _record_lease(offer, annotator_id: int) -> int | None:
-    """Write the SQL row of a lease Redis just gave out; undo it in Redis if SQL disagrees."""
+def _record_lease(offer, annotator_id: int) -> dict[str, Any] | None:
+    """Write the SQL row of a lease Redis just gave out and read what the annotator gets, in one
+    transaction; undo it in Redis if SQL disagrees."""
     try:
         with db.transaction() as session:
             # Core on the session's connection, past the ORM: this is the hot path.
             connection = session.connection()
             if connection.execute(_TAKE_SLOT, {"mt": offer.micro_task_id}).rowcount != 1:
                 raise _Stale()
-            return connection.execute(_NEW_LEASE, {
+            if offer.qualification and qualifications.already_tried(connection, offer.project_id, annotator_id):
+                raise _Stale()
+            expires = _moment(offer.expires_at)
+            assignment_id = connection.execute(_NEW_LEASE, {
                 "micro_task_id": offer.micro_task_id, "annotator_id": annotator_id, "project_id": offer.project_id,
-                "status": "leased", "leased_at": utcnow(), "lease_expires_at": _moment(offer.expires_at),
+                "status": "leased", "leased_at": utcnow(), "lease_expires_at": expires,
                 "active_seconds": 0.0, "with_predictions": False}).scalar_one()
+            # Read in the same transaction: a second one would cost a commit and, on PostgreSQL, a check-out.
+            return _payload(assignment_id, offer.micro_task_id, "leased", expires)
     except (_Stale, IntegrityError):
         log.warning("dispatch state of micro-task %s was stale; resynced from SQL", offer.micro_task_id)
         d = dispatcher()
@@ -589,13 +603,16 @@ def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list
     return checked
 
 
-_SUBMIT_PROJECT = (select(Project.label_config, Project.show_predictions, Project.unassisted_share,
-                          MicroTask.is_qualification)
-                   .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
+_SUBMIT_HEAD = (select(Assignment.annotator_id, Assignment.status, Assignment.micro_task_id, Assignment.project_id,
+                       Project.label_config,
+                       Project.show_predictions, Project.unassisted_share, MicroTask.is_qualification)
+                .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+                .join(Project, Project.id == MicroTask.project_id).where(Assignment.id == sa.bindparam("assignment")))
 _MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
                    .values(status="submitted", submitted_at=sa.bindparam("now"), ended_at=sa.bindparam("now"),
                            active_seconds=sa.bindparam("seconds"), decision="pending",
                            with_predictions=sa.bindparam("with_predictions")))
+_SUBMIT_LEASED = _MARK_SUBMITTED.where(Assignment.status == "leased")
 # One more submission; a regular micro-task with all its submissions is done.
 _COUNT_SUBMISSION = (
     update(MicroTask).where(MicroTask.id == sa.bindparam("mt"))
@@ -612,26 +629,33 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
     """Store the annotator's results for a whole micro-task. A repeated submit
     answers with what was stored; a late one is accepted while its slot is free."""
     d = dispatcher()
+    # The answers are checked before the write transaction, which on SQLite holds the one write lock.
+    head = db.session.connection().execute(_SUBMIT_HEAD, {"assignment": assignment_id}).first()
+    if head is None or head.annotator_id != annotator_id:  # someone else's is reported as missing
+        raise NotFound(f"no assignment {assignment_id}")
+    checked = None if head.status == "submitted" else _checked_answers(head, assignment_id, raw_annotations)
     retaken: list[int] = []
     try:
         with db.transaction() as session:
-            # The row lock serialises two submits of one assignment (SQLite's write lock does the same).
-            assignment = _owned(session, annotator_id, assignment_id)
-            if assignment.status == "submitted":
-                return submitted_payload(assignment)
-            connection = session.connection()
-            mt_id, project_id = assignment.micro_task_id, assignment.project_id
-            label_config, show_predictions, unassisted_share, is_qualification = connection.execute(
-                _SUBMIT_PROJECT, {"mt": mt_id}).one()
-            item_ids = list(connection.execute(_ITEM_IDS, {"mt": mt_id}).scalars())
-            annotations = _check_annotations(label_config, item_ids, raw_annotations)
-            shown = show_predictions and not is_qualification and assist.assisted(assignment.id, unassisted_share)
-            _mark_predictions(session, annotations, shown)
-            if assignment.status in ("skipped", "released"):
-                raise Conflict(_lost_words(assignment))
-            if assignment.status == "expired":
-                _take_slot_back(session, d, mt_id, annotator_id, retaken)
-            payload, qualification, finished = _store_submission(session, assignment, annotations, shown)
+            stored = None
+            if checked is not None and head.status == "leased" and not head.is_qualification:
+                stored = _submit_leased(session, head, assignment_id, *checked)
+            if stored is not None:
+                (payload, finished), qualification = stored, None
+                mt_id, project_id = head.micro_task_id, head.project_id
+            else:
+                # The row lock serialises two submits of one assignment (SQLite's write lock does the same).
+                assignment = _owned(session, annotator_id, assignment_id)
+                if assignment.status == "submitted":
+                    return submitted_payload(assignment)
+                mt_id, project_id = assignment.micro_task_id, assignment.project_id
+                annotations, shown = checked or _checked_answers(head, assignment_id, raw_annotations)
+                if assignment.status in ("skipped", "released"):
+                    raise Conflict(_lost_words(assignment))
+                if assignment.status == "expired":
+                    qualifications.refuse_late_submit_after_retake(session, mt_id, annotator_id, project_id)
+                    _take_slot_back(session, d, mt_id, annotator_id, retaken)
+                payload, qualification, finished = _store_submission(session, assignment, annotations, shown)
     except BaseException:
         if retaken:  # Redis gave the slot back to us; SQL did not keep it
             _resync_micro_task(retaken[0])
@@ -646,6 +670,18 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
     if qualification is not None:  # its gold is skill evidence; a pass grants the project's skills
         skill_levels.qualification_scored(annotator_id, project_id)
     return payload
+
+
+def _checked_answers(head, assignment_id: int, raw_annotations: Any) -> tuple[list[dict], bool]:
+    """The submitted annotations checked against the config and the micro-task's items, marked
+    with the pre-annotations shown; and whether predictions were shown."""
+    session = db.session
+    item_ids = list(session.connection().execute(_ITEM_IDS, {"mt": head.micro_task_id}).scalars())
+    annotations = _check_annotations(head.label_config, item_ids, raw_annotations)
+    shown = head.show_predictions and not head.is_qualification and assist.assisted(assignment_id,
+                                                                                    head.unassisted_share)
+    _mark_predictions(session, annotations, shown)
+    return annotations, shown
 
 
 def _mark_predictions(session, annotations: list[dict], shown: bool) -> None:
@@ -675,23 +711,45 @@ def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken
         raise lost
 
 
+def _submit_leased(session, head, assignment_id: int, annotations: list[dict],
+                   shown: bool) -> tuple[dict, bool] | None:
+    """The usual submit, of a live lease on regular work, without loading the row first: the
+    guarded update takes the row's lock and says whether it is still leased. None if it is not
+    (the caller then takes the general path); else the answer and whether the micro-task is done."""
+    now = utcnow()
+    connection = session.connection()
+    if connection.execute(_SUBMIT_LEASED, _submitted_values(assignment_id, now, annotations, shown)).rowcount != 1:
+        return None
+    connection.execute(sa.insert(Annotation), [{"assignment_id": assignment_id, "created_at": now, **entry}
+                                               for entry in annotations])
+    status, _qualification = connection.execute(_COUNT_SUBMISSION, {"mt": head.micro_task_id, "now": now}).one()
+    return _submitted_body(assignment_id, now, annotations), status == "done"
+
+
+def _submitted_values(assignment_id: int, now: dt.datetime, annotations: list[dict], shown: bool) -> dict:
+    return {"assignment": assignment_id, "now": now, "seconds": sum(e["seconds"] for e in annotations),
+            "with_predictions": shown}
+
+
+def _submitted_body(assignment_id: int, now: dt.datetime, annotations: list[dict]) -> dict[str, Any]:
+    return {"assignment_id": assignment_id, "status": "submitted", "submitted_at": now.isoformat(),
+            "annotations": [{"item_id": e["item_id"], "result": e["result"], "seconds": e["seconds"]}
+                            for e in annotations]}
+
+
 def _store_submission(session, assignment: Assignment, annotations: list[dict],
                       shown: bool) -> tuple[dict, dict | None, bool]:
     now = utcnow()
     connection = session.connection()
     connection.execute(sa.insert(Annotation), [{"assignment_id": assignment.id, "created_at": now, **entry}
                                                for entry in annotations])
-    connection.execute(_MARK_SUBMITTED, {"assignment": assignment.id, "now": now,
-                                         "seconds": sum(e["seconds"] for e in annotations),
-                                         "with_predictions": shown})
+    connection.execute(_MARK_SUBMITTED, _submitted_values(assignment.id, now, annotations, shown))
     status, is_qualification = connection.execute(_COUNT_SUBMISSION, {"mt": assignment.micro_task_id, "now": now}).one()
     qualification = None
     if is_qualification:
         project = session.get(Project, assignment.project_id)
         qualification = _score_qualification(session, project, assignment, annotations)
-    payload = {"assignment_id": assignment.id, "status": "submitted", "submitted_at": now.isoformat(),
-               "annotations": [{"item_id": e["item_id"], "result": e["result"], "seconds": e["seconds"]}
-                               for e in annotations]}
+    payload = _submitted_body(assignment.id, now, annotations)
     if qualification is not None:
         payload["qualification"] = qualification
     return payload, qualification, status == "done"
@@ -831,6 +889,19 @@ def reclaim_expired(limit: int = 500) -> int:
 def _reclaim_some() -> int:
     """The check on the request path: a few expired leases, found through Redis's index."""
     return sum(expire_lease(mt, a) for mt, a in dispatcher().expired(time.time(), limit=5))
+
+
+RECLAIM_EVERY = 0.5  # seconds between the checks a process makes after a successful hand-out
+_last_reclaim = [0.0]
+
+
+def _reclaim_now_and_then() -> None:
+    """`_reclaim_some` after a hand-out, at most every RECLAIM_EVERY seconds in this process:
+    it is a Redis round trip, and an annotator who finds nothing checks at once anyway."""
+    now = time.monotonic()
+    if now - _last_reclaim[0] >= RECLAIM_EVERY:
+        _last_reclaim[0] = now
+        _reclaim_some()
 
 
 # --- operators ---------------------------------------------------------------------------

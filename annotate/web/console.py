@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 RQ_DASHBOARD_PREFIX = "/console/rq"
+# How console.retry_background_job put a background job back, in the operator's words.
+RETRIED = {"requeued": "is back on its queue", "moved up": "was waiting for RQ's own next try: it runs now instead",
+           "running": "is already on its queue in RQ, so it was not queued twice",
+           "enqueued": "is queued again from its record in the database"}
 
 
 @bp.context_processor
@@ -273,8 +277,7 @@ def retry_job(job_id: int):
     except DomainError as error:
         flash(error.message)
     else:
-        flash(f"Background job {job_id} is {'back on its queue' if how == 'requeued' else 'queued again'}; "
-              f"its status changes when a worker runs it.")
+        flash(f"Background job {job_id} {RETRIED[how]}; it leaves this list when a worker has run it.")
     return redirect(url_for(".jobs"))
 
 

@@ -1,9 +1,10 @@
 """The annotator's dashboard: open projects, earnings, quality, history, appeals."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ..services import earnings, history, reviews
@@ -21,6 +22,7 @@ QUALIFICATION_WORDS = {
     "in_progress": "qualification test in progress",
     "passed": "passed",
     "failed": "not passed",
+    "cooling": "left unfinished: wait to take it again",
 }
 STATUS_WORDS = {
     "leased": "in progress",
@@ -31,10 +33,23 @@ STATUS_WORDS = {
 }
 
 
+def due_words(deadline: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """'due 2026-12-01 18:00 UTC, in 5 h 3 min' (or 'overdue by ...'), for a project's deadline."""
+    if deadline is None:
+        return ""
+    now = now or dt.datetime.now(dt.UTC)
+    left = int((deadline - now).total_seconds()) // 60 * 60
+    when = deadline.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if left < 0:
+        return f"was due {when}, overdue by {duration(-left)}"
+    return f"due {when}, in {duration(left) if left >= 60 else 'under a minute'}"
+
+
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {"money": money, "duration": duration, "qualification_words": QUALIFICATION_WORDS,
-            "status_words": STATUS_WORDS}
+            "status_words": STATUS_WORDS, "due_words": due_words,
+            "ranking_currency": current_app.config.get("RANKING_CURRENCY", "USD")}
 
 
 def _page_number() -> int:

@@ -19,6 +19,13 @@ def index():
     return render_template("home.html", teams=my_teams)
 
 
+@bp.route("/favicon.ico")
+@public
+def favicon():
+    """Browsers and tools that ask for /favicon.ico without reading the page's <link rel=icon>."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.route("/healthz")
 @public
 def health():

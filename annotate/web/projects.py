@@ -33,7 +33,7 @@ TASKS_PREVIEW = 20
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("About", ("title", "description", "instructions")),
     ("Work", ("overlap", "max_overlap", "items_per_micro_task", "lease_seconds",
-              "estimated_seconds_per_micro_task", "priority", "queue_order")),
+              "estimated_seconds_per_micro_task", "priority", "deadline", "queue_order")),
     ("Pay", ("currency", "pay_per_micro_task", "qualification_pay", "bonus_amount", "bonus_quality_target")),
     ("Quality", ("gold_share", "qualification_gold_count", "qualification_min_accuracy",
                  "approve_quality_threshold", "confidence_target", "iou_threshold",
@@ -248,6 +248,20 @@ def new():
         return _render_form(None, {**settings, **_page_fields(request.form)}, error)
     flash("Project created. Upload its items next.")
     return redirect(url_for(".detail", project_id=project_id))
+
+
+@bp.route("/samples/<name>")
+@requester_or_operator
+def sample_media(name: str):
+    """The image and sound the ready configs' previews show (drawn by annotate.media, not shipped)."""
+    from .. import media
+
+    if name not in media.SAMPLES:
+        return "no such sample", 404
+    response = current_app.response_class(media.sample(name), mimetype=media.SAMPLES[name])
+    response.cache_control.private = True
+    response.cache_control.max_age = 24 * 3600
+    return response
 
 
 @bp.route("/check-config", methods=["POST"])

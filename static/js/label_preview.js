@@ -8,8 +8,8 @@ window.LabelPreview = (function () {
   var probed = {};  // url -> Promise<bool>: can the browser load this image?
 
   // A drawn stand-in for a sample image that cannot be loaded (the ready
-  // configs point at /media/samples/..., which a fresh install may not hold),
-  // so that image configs still preview their tools.
+  // configs' samples are served by /projects/samples/, but a requester may
+  // type any URL), so that image configs still preview their tools.
   var PLACEHOLDER = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(
     '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="400">' +
     '<rect width="640" height="400" fill="#dfe3ea"/>' +
@@ -17,6 +17,30 @@ window.LabelPreview = (function () {
     '<circle cx="520" cy="90" r="40" fill="#c3cad6"/>' +
     '<text x="320" y="60" font-family="sans-serif" font-size="22" fill="#5b6475" text-anchor="middle">sample image</text>' +
     "</svg>");
+
+  // Half a second of silence as a WAV file, the stand-in for a sample sound
+  // that cannot be loaded: Label Studio's audio player throws an uncaught
+  // "Unable to decode audio data" on a missing file.
+  var AUDIO_URL = /\.(wav|mp3|ogg|flac|m4a)(\?.*)?$/i;
+  var SILENCE = (function () {
+    var rate = 8000, samples = rate / 2, bytes = new DataView(new ArrayBuffer(44 + samples * 2));
+    function text(at, s) { for (var i = 0; i < s.length; i++) bytes.setUint8(at + i, s.charCodeAt(i)); }
+    text(0, "RIFF"); bytes.setUint32(4, 36 + samples * 2, true); text(8, "WAVEfmt ");
+    bytes.setUint32(16, 16, true); bytes.setUint16(20, 1, true); bytes.setUint16(22, 1, true);
+    bytes.setUint32(24, rate, true); bytes.setUint32(28, rate * 2, true); bytes.setUint16(32, 2, true);
+    bytes.setUint16(34, 16, true); text(36, "data"); bytes.setUint32(40, samples * 2, true);
+    var raw = "", view = new Uint8Array(bytes.buffer);
+    for (var i = 0; i < view.length; i++) raw += String.fromCharCode(view[i]);
+    return "data:audio/wav;base64," + btoa(raw);
+  })();
+
+  function sounds(url) {
+    if (!probed[url]) {
+      probed[url] = fetch(url, { method: "HEAD", credentials: "same-origin" })
+        .then(function (r) { return r.ok; }, function () { return false; });
+    }
+    return probed[url];
+  }
 
   function loads(url) {
     if (!probed[url]) {
@@ -34,13 +58,16 @@ window.LabelPreview = (function () {
   // resolves to [data, [replaced urls]].
   function withImages(data) {
     var keys = Object.keys(data).filter(function (k) {
-      return typeof data[k] === "string" && IMAGE_URL.test(data[k]) && data[k].indexOf("data:") !== 0;
+      return typeof data[k] === "string" && (IMAGE_URL.test(data[k]) || AUDIO_URL.test(data[k])) &&
+        data[k].indexOf("data:") !== 0;
     });
-    return Promise.all(keys.map(function (k) { return loads(data[k]); })).then(function (ok) {
+    return Promise.all(keys.map(function (k) {
+      return AUDIO_URL.test(data[k]) ? sounds(data[k]) : loads(data[k]);
+    })).then(function (ok) {
       var copy = Object.assign({}, data);
       var replaced = [];
       keys.forEach(function (k, i) {
-        if (!ok[i]) { replaced.push(data[k]); copy[k] = PLACEHOLDER; }
+        if (!ok[i]) { replaced.push(data[k]); copy[k] = AUDIO_URL.test(data[k]) ? SILENCE : PLACEHOLDER; }
       });
       return [copy, replaced];
     });

@@ -113,7 +113,7 @@
         if (data === null) return;
         window.LabelPreview.withImages(data).then(function (found) {
           if (mine !== sequence) return;
-          if (found[1].length) say(sampleNote, "Could not load " + found[1].join(", ") + ": the preview shows a stand-in image.");
+          if (found[1].length) say(sampleNote, "Could not load " + found[1].join(", ") + ": the preview shows a stand-in.");
           window.LabelPreview.render(preview, config.value, found[0], function (message) { say(previewError, message); });
         });
       })

@@ -712,6 +712,7 @@
 
   function sayRanOut() {
     state.leaseNoticed = true;
+    document.title = RAN_OUT_TITLE;
     say("Your lease ran out while you were away. Submit now: your work is accepted if nobody else has taken " +
         "this micro-task meanwhile; otherwise ask for new work.", "bad lease");
   }
@@ -752,9 +753,16 @@
     return m + ":" + String(s % 60).padStart(2, "0");
   }
 
+  // The tab's title says it too: the annotator who is away is in another tab.
+  var TITLE = document.title;
+  var RAN_OUT_TITLE = "Lease ran out · " + TITLE;
+
   function tick() {
     accrue();
-    if (!state.work || (state.view !== "labeling" && state.view !== "busy")) return;
+    var labeling = state.work && (state.view === "labeling" || state.view === "busy");
+    var title = labeling && state.leaseNoticed ? RAN_OUT_TITLE : TITLE;
+    if (document.title !== title) document.title = title;
+    if (!labeling) return;
     var now = performance.now();
     var left = state.leaseEnd - now;
     ui.leaseLeft.textContent = left > 0 ? clock(left) : "0:00";

@@ -30,14 +30,25 @@ def predictions(app, project: int) -> dict[str, tuple[str, float, str]]:
                 for data, result, score, version in rows}
 
 
-def test_trains_on_consensus_then_predicts_the_open_items(app, assisted, labelers, run_jobs):
-    project = assisted.live(items=60, per_task=5, overlap=2)
+def test_trains_on_consensus_then_predicts_the_open_items(app, client, assisted, labelers, run_jobs):
+    project = assisted.live(items=60, per_task=5, overlap=2, gold=10)
     label_micro_tasks(project, labelers(2), 6, run_jobs)  # 30 items with a consensus of two
 
     [model] = models(app, project)
-    assert (model.kind, model.version, model.training_size) == ("builtin", 1, 30)
+    assert (model.kind, model.version, model.training_size) == ("builtin", 1, 40)
+    # Accuracy is measured on what no queue order picked: the 10 gold answers and the random sample.
+    with app.app_context():
+        labeled = db.session.scalars(select(ItemScore.item_id).join(Item, Item.id == ItemScore.item_id)
+                                     .where(ItemScore.project_id == project, Item.is_gold.is_(False)))
+        sampled = sum(assist.in_random_sample(i) for i in labeled)
+    assert model.details["heldout_size"] == 10 + sampled
     assert model.heldout_accuracy is not None and model.heldout_accuracy >= 0.8
-    assert model.details["heldout_size"] == 6 and model.details["classifier"] == "logistic regression"
+    assert model.details["heldout"].startswith("measured on the gold answers and the consensus labels of a random")
+    assert model.details["classifier"] == "complement naive Bayes"
+    page = client.get(f"/projects/{project}", headers=assisted.requester.headers).get_data(as_text=True)
+    assert (f"{model.heldout_accuracy * 100:.1f}% <span class=\"muted\">of {10 + sampled}</span>" in page
+            and "Held-out accuracy of builtin-v1: measured on the gold answers and the consensus labels of a random "
+                "10% sample of items (chosen by item id, never by the model), with a model trained on the rest." in page)
     predicted = predictions(app, project)
     # Every open item (the 30 nobody labeled yet) and nothing else, with the label its words give.
     assert len(predicted) == 30
@@ -104,9 +115,21 @@ def test_retrains_once_consensus_grew_by_the_projects_share(app, assisted, label
     assert len(models(app, project)) == 1
     label_micro_tasks(project, workers, 1, run_jobs)        # 35: v2
     assert [(m.version, m.training_size) for m in models(app, project)] == [(1, 25), (2, 35)]
-    # Open items get the newest model's prediction; the 10 labeled in between keep what they were shown.
-    versions = [v for _, _, v in predictions(app, project).values()]
-    assert (versions.count("builtin-v2"), versions.count("builtin-v1")) == (80 - 35, 10)
+    # Open items get the newest model's prediction (a row is rewritten only if its label or its score
+    # changed); the 10 labeled in between keep what they were shown.
+    predicted = predictions(app, project)
+    with app.app_context():
+        scored = set(db.session.scalars(select(Item.data["text"].as_string()).join(ItemScore, ItemScore.item_id == Item.id)
+                                        .where(Item.project_id == project)))
+        newest = assist.load_model(models(app, project)[-1])
+    open_texts = [t for t in predicted if t not in scored]
+    assert len(open_texts) == 80 - 35 and len(predicted) == 80 - 25
+    for text, (labels, score) in zip(open_texts, newest.predict(open_texts)):
+        label, stored, version = predicted[text]
+        assert label == labels[0] and abs(stored - score) <= assist.SCORE_TOLERANCE
+        assert version == "builtin-v2" or abs(stored - score) <= assist.SCORE_TOLERANCE
+    assert sorted(v for t, (_, _, v) in predicted.items() if t in scored) == ["builtin-v1"] * 10
+    assert [v for t, (_, _, v) in predicted.items() if t not in scored].count("builtin-v2") > 20
 
 
 def test_train_now_through_the_api_and_models_listed(app, client, assisted, labelers, run_jobs):
@@ -173,3 +196,36 @@ def test_same_result_ignores_ids_scores_and_order():
     assert assist.same_result(a, b)
     assert not assist.same_result(a, [a[0]])
     assert not assist.same_result(a, [a[1], dict(a[0], value={"choices": ["B"]})])
+
+
+def test_a_retrain_writes_only_the_predictions_that_changed(app, assisted, labelers, run_jobs):
+    project = assisted.live(items=60, per_task=5, overlap=2, retrain_growth=5.0)
+    label_micro_tasks(project, labelers(2), 5, run_jobs)  # v1 on 25 labels
+
+    def rows() -> dict[int, tuple]:
+        found = {p.item_id: (p.id, p.model_version, p.score, p.result[0]["value"]["choices"][0])
+                 for p in db.session.scalars(select(Prediction).join(Item, Item.id == Prediction.item_id)
+                                             .where(Item.project_id == project))}
+        db.session.rollback()
+        return found
+
+    with app.app_context():
+        before = rows()
+        assert len(before) == 35
+        # The same labels again: the same model, so not a row is written and v1's predictions stand.
+        summary = assist.train_builtin(project, force=True)
+        assert (summary["version"], summary["predicted"], summary["written"]) == (2, 35, 0)
+        assert rows() == before
+        # One prediction changes its label, another its score by less than the tolerance: one row is
+        # updated in place, and no row is added.
+        model_id = db.session.scalar(select(AssistModel.id).where(AssistModel.project_id == project,
+                                                                  AssistModel.version == 2))
+        db.session.rollback()
+        changed, nudged = list(before)[:2]
+        new = [{"item_id": i, "assist_model_id": model_id, "model_version": "builtin-v2",
+                "score": s + (assist.SCORE_TOLERANCE / 2 if i == nudged else 0.0),
+                "result": choice("Neutral" if i == changed else label)} for i, (_, _, s, label) in before.items()]
+        assert assist.store_predictions(project, new, score_tolerance=assist.SCORE_TOLERANCE) == 1
+        after = rows()
+        assert after[changed] == (before[changed][0], "builtin-v2", before[changed][2], "Neutral")
+        assert {i: r for i, r in after.items() if i != changed} == {i: r for i, r in before.items() if i != changed}

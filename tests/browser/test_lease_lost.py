@@ -78,6 +78,7 @@ def test_a_lease_that_ran_out_while_away_is_said_and_a_late_submit_is_kept(
     expect(page.locator("#wb-lease-left")).to_have_text("0:00")
     message = page.locator("#wb-message")
     expect(message).to_have_text(RAN_OUT)
+    expect(page).to_have_title("Lease ran out · Label · Annotate")  # seen from another tab
     shoot(page, "1-lease-ran-out")
 
     # Back: the first input sends a heartbeat, which the server refuses. The
@@ -93,6 +94,7 @@ def test_a_lease_that_ran_out_while_away_is_said_and_a_late_submit_is_kept(
 
     page.click("text=Submit micro-task")
     expect(page.locator("#wb-idle-title")).to_have_text("No work for you right now", timeout=WAIT_MS)
+    expect(page).to_have_title("Label · Annotate")
     assert status_of(app, assignment) == "submitted"
     assert [a.result[0]["value"]["choices"] for a in stored(app, assignment)] == [["Positive"], ["Negative"]]
     assert errors == [] and page.errors == []

@@ -123,13 +123,34 @@ def test_a_bad_upload_shows_each_problem_with_file_and_line(live_server, page, s
     shoot(page, "import-failed")
 
 
-def test_an_image_config_previews_with_a_stand_in_image(live_server, page, shoot, teams):
+def test_image_and_audio_configs_preview_on_their_drawn_samples(live_server, page, shoot, teams):
     requester = teams.requester("Vision")
     sign_in(page, live_server, requester.person)
     page.goto(live_server + "/projects/new")
-    page.select_option("#template-picker", "bounding_boxes")
     preview = page.locator("#preview")
+
+    # The ready bounding-box config shows its sample street, served by the app (no stand-in).
+    page.select_option("#template-picker", "bounding_boxes")
     expect(preview.locator(".lsf-label", has_text="Car")).to_be_visible(timeout=WAIT_MS)
-    expect(preview.locator("img")).to_be_visible()
-    expect(page.locator("#sample-note")).to_contain_text("Could not load /media/samples/street.jpg")
+    image = preview.locator("img[src$='/projects/samples/street.jpg']").first
+    expect(image).to_be_visible(timeout=WAIT_MS)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=WAIT_MS)
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [1920, 1080]
+    expect(page.locator("#sample-note")).to_be_hidden()
     shoot(page, "bounding-boxes-preview")
+
+    # The audio transcription config loads its sample sound.
+    with page.expect_response(lambda r: r.url.endswith("/projects/samples/hello.wav") and r.request.method == "GET",
+                              timeout=WAIT_MS) as sound:
+        page.select_option("#template-picker", "transcription")
+    assert sound.value.status in (200, 206) and sound.value.headers["content-type"] == "audio/wav"
+    expect(preview.locator("textarea").first).to_be_visible(timeout=WAIT_MS)
+    shoot(page, "transcription-preview")
+
+    # A sample image that cannot be loaded is replaced by a drawn stand-in, and the page says so.
+    page.select_option("#template-picker", "image_classification")
+    page.fill("#sample-data", '{"image": "/media/no/such.jpg"}')
+    expect(page.locator("#sample-note")).to_contain_text("Could not load /media/no/such.jpg", timeout=WAIT_MS)
+    expect(preview.locator("img[src^='data:image/svg+xml']").first).to_be_visible(timeout=WAIT_MS)
+    assert page.errors == []

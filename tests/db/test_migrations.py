@@ -94,3 +94,30 @@ def test_money_columns_are_integers():
              ("ledger_entry", "amount")}
     for table, column in money:
         assert isinstance(Base.metadata.tables[table].c[column].type, Integer), f"{table}.{column}"
+
+
+def test_the_deadline_migration_adds_a_nullable_utc_column_and_takes_it_away_again(empty_database):
+    schema.upgrade(empty_database, "0003")
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as conn:  # a project made before deadlines existed
+            conn.execute(text("INSERT INTO team (name, created_at) VALUES ('t', CURRENT_TIMESTAMP)"))
+            conn.execute(text(
+                "INSERT INTO project (team_id, title, description, label_config, config_kind, instructions, status, "
+                "overlap, max_overlap, items_per_micro_task, lease_seconds, priority, gold_share, "
+                "qualification_gold_count, qualification_min_accuracy, content_categories, required_languages, "
+                "pay_per_micro_task, qualification_pay, currency, bonus_amount, approve_quality_threshold, "
+                "review_window_seconds, confidence_target, iou_threshold, show_predictions, assist, "
+                "unassisted_share, retrain_growth, queue_order, created_at, updated_at) VALUES (1, 'old', '', "
+                "'<View/>', 'other', '', 'draft', 3, 3, 10, 900, 0, 0, 0, 0.8, '[]', '[]', 0, 0, 'USD', 0, 0.7, 3600, "
+                "0.7, 0.5, false, 'none', 0.1, 0.2, 'default', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        schema.upgrade(empty_database, "0004")
+        column = next(c for c in inspect(engine).get_columns("project") if c["name"] == "deadline")
+        assert column["nullable"] is True
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT deadline FROM project")).scalar_one() is None
+        schema.downgrade(empty_database, "0003")
+        engine.dispose()
+        assert "deadline" not in {c["name"] for c in inspect(engine).get_columns("project")}
+    finally:
+        engine.dispose()

@@ -373,3 +373,39 @@ def test_label_studio_json_carries_predictions(client, projects, annotators, run
     assert all(t["predictions"][0]["result"] == choice("Positive") and t["predictions"][0]["model_version"] == "m1"
                for t in tasks)
     assert all(t["total_predictions"] == 1 and t["total_annotations"] == 1 for t in tasks)
+
+
+def test_dataset_formats_take_the_consensus_else_the_latest_annotation(image_project, client, app):
+    from sqlalchemy import delete, select
+
+    from annotate.models import Item, ItemScore
+
+    lab = image_project(n_images=2)
+    with app.app_context():
+        first, second = db.session.scalars(select(Item.id).where(Item.project_id == lab.project_id)
+                                           .order_by(Item.id)).all()
+        db.session.execute(delete(ItemScore).where(ItemScore.item_id == second))  # not scored yet
+        db.session.commit()
+    coco = json.loads(_archive(export_now(client, lab.project_id, lab.headers, "COCO")).read("result.json"))
+    images = {image["id"]: image["width"] for image in coco["images"]}
+    car_x = [round(a["bbox"][0] / images[a["image_id"]] * 100, 6) for a in coco["annotations"]
+             if a["category_id"] == next(c["id"] for c in coco["categories"] if c["name"] == "Car")]
+    # The scored image: the fused box of x 11 and 11.5; the other: one annotator's own box.
+    assert car_x[0] == 11.25 and car_x[1] in (11.0, 11.5)
+
+
+def test_an_export_reads_sqlite_with_a_small_page_cache_and_gives_the_connection_its_own_back(app):
+    with app.app_context():
+        session = db.session
+        if session.get_bind().dialect.name != "sqlite":
+            return  # PostgreSQL's buffers are the server's
+        own = session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+        cache = exports._PageCache(session)
+        cache.shrink()
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -exports.EXPORT_PAGE_CACHE_KIB
+        session.commit()  # a progress update ends the read in between: the next page shrinks the next connection
+        cache.shrink()
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -exports.EXPORT_PAGE_CACHE_KIB
+        cache.restore()
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == own != -exports.EXPORT_PAGE_CACHE_KIB
+        session.rollback()

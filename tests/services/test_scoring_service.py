@@ -207,6 +207,50 @@ def test_boxes_are_fused_where_a_majority_drew_them(app, work):
     assert score.confidence == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
 
 
+PLATE_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="box" toName="image"><Label value="Car"/><Label value="Person"/></RectangleLabels>
+  <TextArea name="plate" toName="image" perRegion="true"/>
+</View>"""
+
+
+def _plated(rid, x, plate):
+    box = {**_box("Car", x, 10, 20, 20), "id": rid}
+    text = {"id": rid, "from_name": "plate", "to_name": "image", "type": "textarea",
+            "value": {"x": x, "y": 10, "width": 20, "height": 20, "rotation": 0, "text": [plate]}}
+    return [box, text]
+
+
+def test_a_text_per_box_is_scored_on_the_fused_box_and_counts_in_quality(app, work):
+    project_id = work.project(PLATE_CONFIG)
+    a, b, c = work.annotators(3)
+    done = work.micro_task(project_id, {
+        a: [_plated("a1", 10, "AB 123")],
+        b: [_plated("b1", 11, "AB 123")],
+        c: [_plated("c1", 12, "XY 999")],
+    })
+    _score(app, done.micro_task_id)
+
+    [score] = _item_scores(app, done.item_ids)
+    fused, plate = score.consensus
+    assert (fused["id"], fused["value"]["rectanglelabels"]) == ("box-0", ["Car"])
+    assert plate == {"id": "box-0", "from_name": "plate", "to_name": "image", "type": "textarea",
+                     "value": {**{k: fused["value"][k] for k in ("x", "y", "width", "height", "rotation")},
+                               "text": ["AB 123"]}}
+    assert score.method == "box_fusion+region_text_medoid"
+    # The boxes all fuse (F1 1 each). Plates: "AB 123" twice, and "XY 999", whose edit
+    # similarity to it is 1 - 5/6 ("AB"/"XY" and "123"/"999" differ, the space matches).
+    # Medoid a: confidence (1 + 1/6) / 2; agreement over the pairs (1 + 1/6 + 1/6) / 3.
+    assert score.confidence == pytest.approx(7 / 12)
+    assert score.agreement == pytest.approx((1 + (1 + 1 / 6 + 1 / 6) / 3) / 2)
+    controls = {who: _assignment(app, done.assignments[who])[1].details["controls"] for who in (a, b, c)}
+    assert controls[a] == {"box": {"agreed": 1, "compared": 1}, "plate": {"agreed": 1, "compared": 1}}
+    assert controls[c] == {"box": {"agreed": 1, "compared": 1}, "plate": {"agreed": 0, "compared": 1}}
+    # Quality: (agreed + 2) / (compared + 4).
+    assert _assignment(app, done.assignments[c])[1].quality == pytest.approx(3 / 6)
+    assert _assignment(app, done.assignments[a])[1].quality == pytest.approx(4 / 6)
+
+
 NER_CONFIG = """<View>
   <Text name="text" value="$text"/>
   <Labels name="ner" toName="text"><Label value="PER"/><Label value="ORG"/></Labels>

@@ -1,5 +1,6 @@
 """Storing uploaded images and taking them out of ZIP archives, safely."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -11,7 +12,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from annotate.media import Limits, MediaError, StoredImage, iter_zip_images, store_image
+from annotate.media import Limits, MediaError, StoredImage, count_zip_images, iter_zip_images, store_image
 
 
 def image_bytes(fmt="JPEG", size=(64, 48), color=(200, 30, 30), mode="RGB", **save) -> bytes:
@@ -48,7 +49,7 @@ def test_a_jpeg_is_stored_under_its_content_hash_with_a_thumbnail(tmp_path):
     assert stored == StoredImage(
         path=f"{sha[:2]}/{sha[2:4]}/{sha}.jpg",
         thumb_path=f"{sha[:2]}/{sha[2:4]}/{sha}.thumb.jpg",
-        width=1000, height=500, format="JPEG", sha256=sha,
+        width=1000, height=500, format="JPEG", sha256=sha, created=True,
     )
     # an upright image is kept byte for byte
     assert (tmp_path / stored.path).read_bytes() == data
@@ -86,7 +87,7 @@ def test_storing_the_same_image_again_writes_nothing(tmp_path):
     before = [os.stat(tmp_path / p) for p in (first.path, first.thumb_path)]
     again = store(data, tmp_path, "copy-of-photo.jpg")
     after = [os.stat(tmp_path / p) for p in (first.path, first.thumb_path)]
-    assert again == first
+    assert again == dataclasses.replace(first, created=False)  # the import knows it owns no new file
     assert [(s.st_ino, s.st_mtime_ns) for s in before] == [(s.st_ino, s.st_mtime_ns) for s in after]
 
 
@@ -258,3 +259,40 @@ def test_a_file_that_is_not_a_zip_is_refused():
     with pytest.raises(MediaError) as info:
         list(iter_zip_images(io.BytesIO(b"not a zip"), filename="upload.zip"))
     assert str(info.value) == "upload.zip: not a readable ZIP archive (File is not a zip file)"
+
+
+def test_a_zip_is_counted_and_read_in_slices_for_several_background_jobs():
+    images = [(f"photos/{n}.jpg", image_bytes(color=(n, n, n))) for n in range(5)]
+    archive = zip_of(*images, ("notes.txt", b"skipped"), ("__MACOSX/._0.jpg", b"skipped"))
+    assert count_zip_images(archive) == 5
+    archive.seek(0)
+    first = [name for name, _ in iter_zip_images(archive, stop=2)]
+    rest = {name: member.read() for name, member in iter_zip_images(archive, start=2)}
+    assert first == ["photos/0.jpg", "photos/1.jpg"]
+    assert rest == dict(images[2:])
+    # the checks see the whole archive, whatever slice is asked for
+    with pytest.raises(MediaError, match=r"^\.\./evil\.jpg: "):
+        count_zip_images(zip_of(*images, ("../evil.jpg", image_bytes())))
+    with pytest.raises(MediaError, match=r"^\.\./evil\.jpg: "):
+        list(iter_zip_images(zip_of(*images, ("../evil.jpg", image_bytes())), start=4))
+
+
+def test_the_ready_configs_samples_are_drawn_and_synthesised_here():
+    import wave
+
+    from annotate.labelconfig import TEMPLATES
+    from annotate.media import SAMPLES, sample
+
+    # every sample a ready config points at is one we can serve
+    urls = {value for t in TEMPLATES.values() for value in t.sample_data.values() if value.startswith("/projects/")}
+    assert {url.rsplit("/", 1)[1] for url in urls} == set(SAMPLES)
+    with Image.open(io.BytesIO(sample("street.jpg"))) as street:
+        assert (street.format, street.size) == ("JPEG", (1920, 1080))  # the size the sample results assume
+    with Image.open(io.BytesIO(sample("cat.jpg"))) as cat:
+        assert cat.format == "JPEG"
+    with wave.open(io.BytesIO(sample("hello.wav"))) as sound:
+        assert (sound.getnchannels(), sound.getsampwidth(), sound.getframerate()) == (1, 2, 16000)
+        assert sound.getnframes() == 24000  # 1.5 s
+        assert max(sound.readframes(24000)) > 0  # not silence
+    with pytest.raises(KeyError):
+        sample("../secret_key")

@@ -126,6 +126,19 @@ def test_jsonl_bytes_that_are_not_utf8_spoil_only_their_line():
     ]
 
 
+def test_jsonl_takes_what_the_standard_library_takes_beyond_the_fast_parser():
+    # orjson parses the usual line; what it refuses is read the slow way, as before.
+    raw = (b'{"text": "big", "n": 123456789012345678901234567890}\n'
+           b'{"text": "nan", "score": NaN}\n'
+           b'{"text": "lone \\ud800 surrogate"}\n'
+           b'{"text": "\xc3\xa9t\xc3\xa9 \\u00e9"}\n')
+    rows = outcome(read_jsonl(io.BytesIO(raw)))
+    assert rows[0] == (1, {"text": "big", "n": 123456789012345678901234567890})
+    assert rows[1][0] == 2 and rows[1][1]["score"] != rows[1][1]["score"]  # NaN
+    assert rows[2] == (3, {"text": "lone \ud800 surrogate"})
+    assert rows[3] == (4, {"text": "\u00e9t\u00e9 \u00e9"})
+
+
 def test_jsonl_a_byte_order_mark_is_ignored():
     assert outcome(read_jsonl(io.BytesIO(b'\xef\xbb\xbf{"text": "a"}\n'))) == [(1, {"text": "a"})]
 

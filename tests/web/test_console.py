@@ -126,7 +126,9 @@ def test_failed_rq_jobs_show_their_error_and_are_retried(app, client, auth, oper
     assert "No failed background job in RQ." in follow
     # Not failed any more: a second retry says so.
     client.post(f"/console/queues/failed/{rq_id}/retry")
-    assert "split-missing is queued, not failed" in client.get("/console/queues").get_data(as_text=True)
+    assert "is queued, not failed: it is not run again" in client.get("/console/queues").get_data(as_text=True)
+    with app.app_context():
+        assert queue().job_ids == [rq_id]
 
 
 # --- annotators and blocking ------------------------------------------------------------------
@@ -376,15 +378,18 @@ def test_a_failed_background_job_rq_still_holds_is_requeued_not_enqueued_twice(a
     with app.app_context():
         enqueue("tasks.jobs.split_project", 999, job_id="split-gone", retries=0)
     run_jobs()
-    with app.app_context(), db.transaction() as session:
-        session.add(BackgroundJob(rq_id="split-gone", kind="split", status="failed", error="no background job 999"))
     with app.app_context():
-        job_id = db.session.scalar(select(BackgroundJob.id).where(BackgroundJob.rq_id == "split-gone"))
+        # The failure callback wrote the row, with what to run again.
+        row = db.session.scalar(select(BackgroundJob).where(BackgroundJob.rq_id == "split-gone"))
+        assert row.status == "failed" and row.error == "NotFound: no background job 999"
+        assert row.params == {"function": "tasks.jobs.split_project", "args": [999]}
+        job_id = row.id
         assert console.retry_background_job(operator.id, job_id) == "requeued"
         assert queue().job_ids == ["split-gone"]
         # Queued already: a second retry is refused rather than run twice.
-        with pytest.raises(Conflict, match="is queued in RQ already"):
+        with pytest.raises(Conflict, match="is queued, not failed"):
             console.retry_background_job(operator.id, job_id)
+        assert queue().job_ids == ["split-gone"]
 
 
 def test_rq_workers_are_listed(app, client, auth, operator):

@@ -474,3 +474,90 @@ def test_history_pages(client, auth, teams, annotators, run_jobs, app, monkeypat
     last = page_of(client, "/dashboard/history?page=3")
     assert "Page 3 of 3" in last and last.count('<tr id="assignment-') == 1
     assert "Page 3 of 3" in page_of(client, "/dashboard/history?page=99")
+
+
+# --- deadlines, currencies and retakes in the order ---------------------------------------
+
+
+def test_a_project_due_soon_is_listed_first_and_says_why(client, auth, teams, annotators, run_jobs, app):
+    import datetime as dt
+
+    from annotate.extensions import redis
+
+    requester = teams.requester()
+    rich = live_project(client, requester, run_jobs, title="Rich", pay=90, items=2)
+    later = live_project(client, requester, run_jobs, title="Later", pay=60, items=2)
+    due = live_project(client, requester, run_jobs, title="Due", pay=30, items=2)
+    now = dt.datetime.now(dt.UTC)
+    with app.app_context():
+        in_five_and_a_half_hours = (now + dt.timedelta(hours=5, minutes=30)).isoformat()
+        work_service_update(requester.person.id, due, {"deadline": in_five_and_a_half_hours})
+        work_service_update(requester.person.id, later, {"deadline": (now + dt.timedelta(days=3)).isoformat()})
+    (ada,) = annotators(1)
+    auth.login(ada.person)
+    html = section(page_of(client), "projects")
+    expected = [due, rich, later]  # due within a day first; a deadline 3 days away does not count yet
+    assert listed_order(html) == expected
+    assert cell(html, "data-project", due, "due") == "due soon"
+    row = re.search(rf'<tr data-project="{due}">.*?</tr>', html, re.S).group(0)
+    deadline = re.search(r'data-field="deadline">(.*?)</small>', row, re.S).group(1)
+    words = entities.unescape(re.sub(r"\s+", " ", deadline))
+    assert re.fullmatch(r"due \d{4}-\d\d-\d\d \d\d:\d\d UTC, in 5 h (29|30) min: it has work left and is due "
+                        r"within a day, so it comes before better-paid work", words), words
+    assert 'data-field="due"' not in re.search(rf'<tr data-project="{later}">.*?</tr>', html, re.S).group(0)
+    with app.app_context():
+        redis.client.flushdb()  # the deadline is rebuilt from SQL like the rest
+    handed = []
+    for _ in expected:
+        work = ada.next().get_json()
+        handed.append(work["project"])
+        ada.submit(work)
+    assert handed == expected
+
+
+def test_rates_in_other_currencies_are_compared_in_the_ranking_currency_and_shown_in_their_own(
+        client, auth, teams, annotators, run_jobs, app):
+    app.config["PAY_FLOORS"] = "USD:1200,EUR:1100,GBP:1000"
+    app.config["RANKING_EXCHANGE_RATES"] = {"EUR": "1.10"}
+    requester = teams.requester()
+    # An hour at 60 s a micro-task: 3,600 US cents; 3,480 euro cents = 3,828 US cents; GBP has no rate.
+    usd = live_project(client, requester, run_jobs, title="Dollars", pay=60, items=2)
+    eur = live_project(client, requester, run_jobs, title="Euros", pay=58, items=2, currency="EUR")
+    gbp = live_project(client, requester, run_jobs, title="Pounds", pay=90, items=2, currency="GBP")
+    (ada,) = annotators(1)
+    auth.login(ada.person)
+    html = section(page_of(client), "projects")
+    assert listed_order(html) == [eur, usd, gbp]
+    assert cell(html, "data-project", eur, "pay") == "0.58 EUR 2 items"  # pay stays in its currency
+    rate = cell(html, "data-project", eur, "rate")
+    assert rate.startswith("34.80 EUR about 1 min a micro-task") and rate.endswith("compared as about 38.28 USD")
+    assert cell(html, "data-project", gbp, "rate").endswith(
+        "no exchange rate to USD is set for GBP: ranked after projects whose rate can be compared")
+    assert [ada.next().get_json()["project"]] == [eur]
+
+
+def test_a_qualification_left_unfinished_says_when_it_can_be_taken_again(client, auth, teams, annotators,
+                                                                         run_jobs, app, monkeypatch):
+    import datetime as dt
+
+    import tasks.dispatch
+
+    requester = teams.requester()
+    gated = live_project(client, requester, run_jobs, title="Gated", pay=200, qualification=2)
+    (ada,) = annotators(1)
+    test = ada.next(gated).get_json()
+    before = dt.datetime.now(dt.UTC)
+    ada.skip(test)
+    auth.login(ada.person)
+    why, how = closed_item(page_of(client), gated)
+    assert why == "you left its qualification test unfinished"
+    when = re.fullmatch(r"Take the test again from (\S+ \S+) UTC, on a fresh micro-task\.", how).group(1)
+    opens = dt.datetime.strptime(when, "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
+    assert dt.timedelta(minutes=14) <= opens - before.replace(second=0, microsecond=0) <= dt.timedelta(minutes=16)
+    assert ada.next().status_code == 204  # the queue agrees
+
+    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)  # the cooling-off is over
+    html = section(page_of(client), "projects")
+    assert listed_order(html) == [gated]
+    assert cell(html, "data-project", gated, "qualification") == (
+        "take the qualification test first you may take it again, on a fresh micro-task")

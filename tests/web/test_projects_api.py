@@ -114,3 +114,87 @@ def test_a_bad_json_import_reports_every_row_and_stores_nothing(client, teams):
     assert "duplicate of item 1" in by_item[3]
     assert "Angry" in by_item[4]
     assert client.get(f"/api/tasks/?project={project_id}", headers=requester.headers).get_json()["total"] == 0
+
+
+# --- the deadline -----------------------------------------------------------------------
+
+
+def test_a_deadline_is_stored_in_utc_and_read_back_as_iso_8601(client, teams):
+    import datetime as dt
+
+    requester = teams.requester()
+    soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    in_paris = soon.astimezone(dt.timezone(dt.timedelta(hours=1))).isoformat()  # "...+01:00"
+    created = client.post("/api/projects/", headers=requester.headers,
+                          json={"title": "Due", "label_config": TEXT_CONFIG, "deadline": in_paris})
+    assert created.status_code == 201, created.get_json()
+    path = f"/api/projects/{created.get_json()['id']}"
+    assert client.get(path, headers=requester.headers).get_json()["deadline"] == soon.isoformat()
+    later = (soon + dt.timedelta(days=1)).replace(tzinfo=None).isoformat()  # no offset: read as UTC
+    assert client.patch(path, headers=requester.headers, json={"deadline": later}).get_json()["deadline"] == (
+        (soon + dt.timedelta(days=1)).isoformat())
+    assert client.patch(path, headers=requester.headers, json={"deadline": None}).get_json()["deadline"] is None
+    assert client.post("/api/projects/", headers=requester.headers,
+                       json={"title": "None", "label_config": TEXT_CONFIG}).get_json()["deadline"] is None
+
+
+@pytest.mark.parametrize("value,words", [
+    ("next friday", "deadline must be a date and time such as 2026-12-01T18:00:00Z (UTC), not 'next friday'"),
+    ("2020-01-01T00:00:00Z", "deadline must be in the future, not 2020-01-01T00:00:00+00:00"),
+    (12, "deadline must be text"),
+])
+def test_a_deadline_in_the_past_or_unreadable_is_refused_by_name(client, teams, value, words):
+    requester = teams.requester()
+    response = client.post("/api/projects/", headers=requester.headers,
+                           json={"title": "x", "label_config": TEXT_CONFIG, "deadline": value})
+    assert response.status_code == 400
+    assert words in response.get_json()["detail"]
+    assert "deadline" in response.get_json()["validation_errors"]
+    assert client.get("/api/projects/", headers=requester.headers).get_json()["count"] == 0
+
+
+def test_a_passed_deadline_does_not_block_other_edits_but_cannot_be_set_again(client, teams, app):
+    import datetime as dt
+
+    from annotate.extensions import db
+    from annotate.models import Project
+
+    requester = teams.requester()
+    body = client.post("/api/projects/", headers=requester.headers, json={
+        "title": "Late", "label_config": TEXT_CONFIG,
+        "deadline": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()}).get_json()
+    past = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with app.app_context():  # the deadline passes
+        db.session.get(Project, body["id"]).deadline = past
+        db.session.commit()
+    path = f"/api/projects/{body['id']}"
+    # The web form sends every field back, the passed deadline with them.
+    kept = client.patch(path, headers=requester.headers, json={"title": "Late again", "deadline": past.isoformat()})
+    assert kept.status_code == 200 and kept.get_json()["deadline"] == past.isoformat()
+    moved = client.patch(path, headers=requester.headers, json={"deadline": "2026-01-02T00:00:00Z"})
+    assert moved.status_code == 400 and "deadline must be in the future" in moved.get_json()["detail"]
+
+
+def test_the_project_form_sets_the_deadline_and_says_it_is_utc(client, auth, teams):
+    import datetime as dt
+    import re
+
+    requester = teams.requester("Shop")
+    auth.login(requester.person)
+    page = client.get("/projects/new").get_data(as_text=True)
+    field = re.search(r'<label for="deadline">.*?</small>', page, re.S).group(0)
+    assert 'name="deadline"' in field and "UTC" in field
+    due = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(second=0, microsecond=0)
+    response = client.post("/projects/new", data={
+        "title": "Due soon", "label_config": TEXT_CONFIG, "overlap": "3", "max_overlap": "3",
+        "items_per_micro_task": "10", "pay_per_micro_task": "150", "currency": "EUR", "lease_seconds": "900",
+        "deadline": due.strftime("%Y-%m-%d %H:%M")})
+    assert response.status_code in (302, 303), response.get_data(as_text=True)[:500]
+    project = client.get("/api/projects/", headers=requester.headers).get_json()["results"][0]
+    assert project["deadline"] == due.isoformat()
+    edit = client.get(f"/projects/{project['id']}/edit").get_data(as_text=True)
+    assert re.search(r'name="deadline" id="deadline" value="%s' % re.escape(due.strftime("%Y-%m-%d %H:%M")), edit)
+    refused = client.post("/projects/new", data={"title": "Late", "label_config": TEXT_CONFIG,
+                                                 "deadline": "2001-01-01 00:00"})
+    assert refused.status_code == 400
+    assert "deadline must be in the future" in refused.get_data(as_text=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 from annotate.extensions import db, redis
 from annotate.models import Annotation, Assignment, MicroTask
@@ -56,6 +57,35 @@ def test_submit_stores_results_and_a_repeat_stores_nothing_twice(projects, annot
     with app.app_context():
         assert db.session.query(Annotation).count() == 2
         assert db.session.get(MicroTask, work["micro_task"]).submitted == 1
+
+
+def test_two_submits_of_one_assignment_at_once_store_it_once(projects, annotators, app):
+    # A double click, or a retry sent while the first request is still in flight.
+    projects.live(items=2, per_task=2, overlap=2)
+    (ana,) = annotators(1)
+    work = ana.next().get_json()
+    clients = [app.test_client() for _ in range(4)]
+    start = threading.Barrier(len(clients))
+    answers = [None] * len(clients)
+
+    def send(i: int) -> None:
+        body = {"annotations": [{"item_id": item["id"], "result": choice("Negative"), "seconds": 2}
+                                for item in work["items"]]}
+        start.wait()
+        answers[i] = clients[i].post(f"/api/work/{work['assignment_id']}/submit", headers=ana.headers, json=body)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * len(clients)
+    assert len({str(a.get_json()["annotations"]) for a in answers}) == 1
+    with app.app_context():
+        assert db.session.query(Annotation).count() == 2
+        micro_task = db.session.get(MicroTask, work["micro_task"])
+        assert (micro_task.taken, micro_task.submitted) == (1, 1)
+        assert db.session.get(Assignment, work["assignment_id"]).status == "submitted"
 
 
 def test_a_result_that_does_not_fit_the_config_names_the_item_and_field(projects, annotators, app):

@@ -1,6 +1,7 @@
 """Annotators only receive work their profile and the project's filters allow."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -210,6 +211,13 @@ def test_eligibility_and_the_cap_hold_under_interleaved_profile_changes(app, pro
                     pass
                 db.session.rollback()
 
+        @rule(filtered=st.booleans(), hours=st.sampled_from([None, 1, 12, 48]))
+        def set_deadline(self, filtered, hours):
+            # A deadline moves a project up the order; it must never open it to anyone.
+            due = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat() if hours else None
+            work.update_project(projects.requester.person.id, self.project if filtered else self.expert,
+                                {"deadline": due})
+
         @rule()
         def lose_redis(self):
             redis.client.flushdb()
@@ -225,4 +233,345 @@ def test_eligibility_and_the_cap_hold_under_interleaved_profile_changes(app, pro
 
     run_state_machine_as_test(Matching, settings=settings(
         max_examples=25, stateful_step_count=25, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+
+
+def _hand_made(app, projects_, annotator):
+    """Load a hand-made dispatch state: (id, rate, priority, deadline epoch or 0) per project."""
+    from tasks.dispatch import Dispatch, MicroTaskState, ProjectState
+
+    d = Dispatch(redis.client)
+    d.clear()
+    d.load([ProjectState(pid, prio, 600, False, config_kind="text_classification", rate=rate, deadline=deadline)
+            for pid, rate, prio, deadline in projects_],
+           [MicroTaskState(100 + pid, pid, 1, 2) for pid, *_ in projects_], [], [], [annotator])
+    return d
+
+
+def test_a_project_due_soon_with_work_left_comes_before_better_paid_work(app):
+    """Within a priority: due within a day (nearest first, overdue first of all), then the rate."""
+    import time
+
+    from annotate.scoring import matching
+    from tasks.dispatch import AnnotatorState
+
+    now = int(time.time())
+    hour = 3600
+    projects_ = [  # (id, rate, priority, deadline)
+        (1, 9000, 0, 0),                  # best paid, no deadline
+        (2, 1000, 0, now + 20 * hour),    # due within a day
+        (3, 2000, 0, now + 3 * hour),     # due sooner
+        (4, 8000, 0, now + 30 * hour),    # a deadline, but not within a day: ranked by its rate
+        (5, 500, 0, now - hour),          # overdue and still with work left
+        (6, 100, 1, 0),                   # higher priority beats every deadline
+    ]
+    expected = [6, 5, 3, 2, 1, 4]
+    with app.app_context():
+        d = _hand_made(app, projects_, AnnotatorState(42))
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        keys = sorted((matching.order_key(prio, False, rate, 0, pid, matching.due(
+            dt.datetime.fromtimestamp(deadline, dt.UTC) if deadline else None, at)), pid)
+            for pid, rate, prio, deadline in projects_)
+        assert [pid for _key, pid in keys] == expected
+        handed = []
+        for _ in projects_:
+            offer = d.next(42, None, now=now)
+            handed.append(offer.project_id)
+            d.finish(offer.micro_task_id, 42, offer.project_id)
+        assert handed == expected
+
+
+def test_a_due_project_without_work_left_for_the_annotator_does_not_hold_them_up(app):
+    import time
+
+    from tasks.dispatch import AnnotatorState
+
+    now = int(time.time())
+    with app.app_context():
+        d = _hand_made(app, [(1, 100, 0, now + 60), (2, 9000, 0, 0)], AnnotatorState(42))
+        first = d.next(42, None, now=now)
+        assert first.project_id == 1
+        d.finish(first.micro_task_id, 42, 1)
+        assert d.next(42, None, now=now).project_id == 2  # project 1 has nothing more for them
+
+
+def test_rates_in_other_currencies_are_ranked_at_the_operators_exchange_rates(app, projects, annotators):
+    """Pay and the page stay in each project's currency; only the order converts."""
+    app.config["PAY_FLOORS"] = "USD:1200,EUR:1100,JPY:1500,GBP:1000"
+    app.config["RANKING_EXCHANGE_RATES"] = {"EUR": "1.10", "JPY": "0.0067"}
+    # 60 s a micro-task: USD 0.60 -> 3600 US cents an hour; EUR 0.50 -> 3000 euro cents = 3300 US
+    # cents; JPY 100 -> 6000 yen = 4020 US cents; GBP has no rate: after every comparable one.
+    usd = projects.live(items=2, pay_per_micro_task=60, currency="USD")
+    eur = projects.live(items=2, pay_per_micro_task=50, currency="EUR")
+    jpy = projects.live(items=2, pay_per_micro_task=100, currency="JPY")
+    gbp = projects.live(items=2, pay_per_micro_task=900, currency="GBP")
+    (ana,) = annotators(1)
+    order = []
+    for _ in range(4):
+        work = ana.next().get_json()
+        order.append(work["project"])
+        assert ana.submit(work).status_code == 200
+    assert order == [jpy, usd, eur, gbp]  # raw minor units would have put GBP (900) and JPY first
+
+
+def test_the_ranking_currency_conversion_is_exact_and_refuses_nothing_silently():
+    from annotate import config
+    from annotate.scoring import matching
+
+    rates = {"EUR": "1.10", "JPY": "0.0067", "KWD": "3.25"}
+    assert matching.in_ranking_currency(3000, "EUR", "USD", rates) == 3300
+    assert matching.in_ranking_currency(6000, "JPY", "USD", rates) == 4020  # yen have no minor digits
+    assert matching.in_ranking_currency(1000, "KWD", "USD", rates) == 325  # fils: three digits
+    assert matching.in_ranking_currency(500, "USD", "USD", {}) == 500
+    assert matching.in_ranking_currency(500, "GBP", "USD", rates) is None
+    env = {"SECRET_KEY": "x", "RANKING_EXCHANGE_RATES": "eur:1.10, JPY:0.0067"}
+    loaded = config.load("/tmp/annotate-unused", env)
+    assert loaded["RANKING_EXCHANGE_RATES"] == {"EUR": "1.10", "JPY": "0.0067"}
+    assert loaded["RANKING_CURRENCY"] == "USD"
+    for bad, words in (("EUR=1.1", "RANKING_EXCHANGE_RATES: 'EUR=1.1' must be CODE:RATE"),
+                       ("EUR:-2", "RANKING_EXCHANGE_RATES: the rate of EUR must be a positive decimal"),
+                       ("EUR:abc", "RANKING_EXCHANGE_RATES: the rate of EUR must be a positive decimal")):
+        with pytest.raises(config.ConfigError, match=re.escape(words)):
+            config.load("/tmp/annotate-unused", {**env, "RANKING_EXCHANGE_RATES": bad})
+    with pytest.raises(config.ConfigError, match="RANKING_CURRENCY must be a three-letter"):
+        config.load("/tmp/annotate-unused", {**env, "RANKING_CURRENCY": "dollars"})
+
+
+def test_a_deadline_set_through_the_api_moves_a_live_project_up_on_the_next_request(projects, annotators):
+    cheap = projects.live(items=4, pay_per_micro_task=30)
+    rich = projects.live(items=4, pay_per_micro_task=90)
+    (ana,) = annotators(1)
+    first = ana.next().get_json()
+    assert first["project"] == rich
+    ana.submit(first)
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)).isoformat()
+    response = projects.client.patch(f"/api/projects/{cheap}", headers=projects.requester.headers,
+                                     json={"deadline": soon})
+    assert response.status_code == 200, response.get_json()
+    assert ana.next().get_json()["project"] == cheap
+
+
+# --- qualification retakes -----------------------------------------------------------------------
+
+
+def _qualification_assignments(app, project: int, annotator: int) -> list[tuple[int, str]]:
+    with app.app_context():
+        rows = db.session.execute(select(Assignment.micro_task_id, Assignment.status).join(MicroTask).where(
+            Assignment.project_id == project, Assignment.annotator_id == annotator,
+            MicroTask.is_qualification.is_(True)).order_by(Assignment.id)).all()
+        db.session.rollback()
+    return [tuple(r) for r in rows]
+
+
+def _qualification_micro_tasks(app, project: int) -> int:
+    with app.app_context():
+        n = db.session.scalar(select(func.count(MicroTask.id)).where(MicroTask.project_id == project,
+                                                                     MicroTask.is_qualification.is_(True)))
+        db.session.rollback()
+    return n
+
+
+def test_a_skipped_qualification_waits_out_its_cooling_off_even_across_a_redis_loss(app, projects, annotators):
+    project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
+    (ana,) = annotators(1)
+    test = ana.next(project).get_json()
+    assert test["is_qualification"] is True
+    assert ana.skip(test).status_code == 200
+    assert ana.next(project).status_code == 204
+    assert ana.next().status_code == 204
+    with app.app_context():
+        redis.client.flushdb()  # the cooling-off is rebuilt from when SQL says the attempt ended
+    assert ana.next(project).status_code == 204
+    assert _qualification_assignments(app, project, ana.id) == [(test["micro_task"], "skipped")]
+
+
+def test_a_skipped_or_expired_qualification_is_retaken_on_a_fresh_micro_task(app, projects, annotators,
+                                                                               monkeypatch):
+    import tasks.dispatch
+    from annotate.models import utcnow
+
+    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
+    ana, ben = annotators(2)
+    first = ana.next(project).get_json()
+    ana.skip(first)
+    again = ana.next().get_json()  # without a project too: the retake is matched like the first test
+    assert again["is_qualification"] is True and again["micro_task"] != first["micro_task"]
+    # The fresh micro-task asks the project's next gold items, not the ones already shown.
+    assert {i["id"] for i in again["items"]}.isdisjoint({i["id"] for i in first["items"]})
+    failed = ana.submit(again, "Negative").get_json()["qualification"]
+    assert failed["passed"] is False
+    assert ana.next(project).status_code == 204  # a submitted test is never taken again
+    with app.app_context():
+        redis.client.flushdb()
+    assert ana.next(project).status_code == 204
+    assert _qualification_assignments(app, project, ana.id) == [(first["micro_task"], "skipped"),
+                                                                 (again["micro_task"], "submitted")]
+
+    # Ben lets his test expire; his retake is the micro-task made for Ana's: none is made for him.
+    his = ben.next(project).get_json()
+    assert his["micro_task"] == first["micro_task"]
+    with app.app_context():
+        assert work.expire_lease(his["micro_task"], ben.id, now=utcnow() + dt.timedelta(hours=1)) is True
+    retake = ben.next(project).get_json()
+    assert retake["micro_task"] == again["micro_task"]
+    assert _qualification_micro_tasks(app, project) == 2
+    assert ben.submit(retake, "Positive").get_json()["qualification"]["passed"] is True
+    assert ben.next(project).get_json()["is_qualification"] is False
+
+
+def test_a_test_that_ran_out_cannot_be_submitted_late_once_it_was_taken_again(app, projects, annotators,
+                                                                              monkeypatch):
+    import tasks.dispatch
+    from annotate.models import utcnow
+
+    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
+    ana, ben = annotators(2)
+    first = ana.next(project).get_json()
+    with app.app_context():
+        work.expire_lease(first["micro_task"], ana.id, now=utcnow() + dt.timedelta(hours=1))
+    retake = ana.next(project).get_json()
+    assert retake["is_qualification"] is True and retake["micro_task"] != first["micro_task"]
+    late = ana.submit(first)
+    assert late.status_code == 409
+    assert "you have taken the test again since: only that attempt counts" in late.get_json()["detail"]
+    assert ana.submit(retake).get_json()["qualification"]["passed"] is True
+    # Without a retake, a late submit still counts, as for any micro-task whose slot is free.
+    his = ben.next(project).get_json()
+    with app.app_context():
+        work.expire_lease(his["micro_task"], ben.id, now=utcnow() + dt.timedelta(hours=1))
+    assert ben.submit(his).get_json()["qualification"]["passed"] is True
+    assert [s for _mt, s in _qualification_assignments(app, project, ana.id)] == ["expired", "submitted"]
+
+
+def test_sql_refuses_a_second_test_to_one_who_submitted_whatever_redis_says(app, projects, annotators,
+                                                                           monkeypatch):
+    import tasks.dispatch
+
+    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    project = projects.live(items=4, per_task=2, overlap=2, gold=2, qualification=2)
+    ana, ben = annotators(2)
+    ana.submit(ana.next(project).get_json(), "Negative")
+    ben.skip(ben.next(project).get_json())
+    assert ben.next(project).get_json()["is_qualification"] is True  # a second micro-task exists now
+    with app.app_context():
+        redis.client.srem(f"d:p:{project}:tried", ana.id)  # a stale Redis offers Ana the new one
+    assert ana.next(project).status_code == 204
+    assert len(_qualification_assignments(app, project, ana.id)) == 1
+    assert ana.next(project).status_code == 204  # and Redis knows it again
+
+
+@pytest.mark.slow
+def test_qualification_attempts_hold_under_interleaved_skips_expiries_and_submits(app, projects, people,
+                                                                                  monkeypatch):
+    """Never twice on one micro-task, at most one submitted test per annotator, no work after a
+    failed one, and every skipped or expired attempt can be retaken (no cooling-off here)."""
+    import tasks.dispatch
+    from annotate.models import utcnow
+
+    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    annotator_ids = [people.make().id for _ in range(3)]
+
+    class Retakes(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.ctx = app.app_context()
+            self.ctx.push()
+            self.project = projects.live(items=8, per_task=2, overlap=3, gold=4, qualification=2)
+            self.live: dict[int, dict] = {}
+            self.ran_out: dict[int, dict] = {}  # annotator -> their last lease that expired
+            self.submitted: dict[int, bool] = {}  # annotator -> passed
+
+        def teardown(self):
+            work.pause(projects.requester.person.id, self.project)
+            for assignment in db.session.scalars(select(Assignment).where(Assignment.status == "leased")).all():
+                work.skip(assignment.annotator_id, assignment.id)
+            self.ctx.pop()
+
+        @rule(who=st.integers(0, 2), anywhere=st.booleans())
+        def ask(self, who, anywhere):
+            annotator = annotator_ids[who]
+            try:
+                got = work.next_assignment(annotator, None if anywhere else self.project)
+            except DomainError:
+                got = None
+            db.session.rollback()
+            if not anywhere and annotator not in self.submitted:
+                # Whoever has not submitted a test may take (or retake) one at once: no cooling-off here.
+                assert got is not None and got["is_qualification"], got
+            if got is None or got["project"] != self.project:
+                return
+            if got["is_qualification"]:
+                assert annotator not in self.submitted, "a second test after a submitted one"
+            else:
+                assert self.submitted.get(annotator) is True, "regular work without a passed test"
+            self.live[annotator] = got
+
+        @rule(who=st.integers(0, 2), right=st.booleans())
+        def submit(self, who, right):
+            annotator = annotator_ids[who]
+            got = self.live.pop(annotator, None)
+            if got is None:
+                return
+            annotations = [{"item_id": i["id"], "result": choice("Positive" if right else "Negative"), "seconds": 1}
+                           for i in got["items"]]
+            try:
+                answer = work.submit(annotator, got["assignment_id"], annotations)
+            except DomainError:
+                return
+            finally:
+                db.session.rollback()
+            if got["is_qualification"]:
+                self.submitted[annotator] = answer["qualification"]["passed"]
+
+        @rule(who=st.integers(0, 2), expire=st.booleans())
+        def give_up(self, who, expire):
+            annotator = annotator_ids[who]
+            got = self.live.pop(annotator, None)
+            if got is None:
+                return
+            if expire:
+                work.expire_lease(got["micro_task"], annotator, now=utcnow() + dt.timedelta(hours=1))
+                self.ran_out[annotator] = got
+            else:
+                work.skip(annotator, got["assignment_id"])
+            db.session.rollback()
+
+        @rule(who=st.integers(0, 2))
+        def submit_late(self, who):
+            annotator = annotator_ids[who]
+            got = self.ran_out.pop(annotator, None)
+            if got is None:
+                return
+            annotations = [{"item_id": i["id"], "result": choice("Positive"), "seconds": 1} for i in got["items"]]
+            try:
+                answer = work.submit(annotator, got["assignment_id"], annotations)
+            except DomainError:
+                return
+            finally:
+                db.session.rollback()
+            if got["is_qualification"]:
+                assert annotator not in self.submitted, "a late test counted after another was submitted"
+                self.submitted[annotator] = answer["qualification"]["passed"]
+
+        @rule()
+        def lose_redis(self):
+            redis.client.flushdb()
+
+        @invariant()
+        def attempts_hold(self):
+            rows = db.session.execute(
+                select(Assignment.annotator_id, Assignment.micro_task_id, Assignment.status).join(MicroTask)
+                .where(Assignment.project_id == self.project, MicroTask.is_qualification.is_(True))).all()
+            db.session.rollback()
+            pairs = [(a, mt) for a, mt, _s in rows]
+            assert len(pairs) == len(set(pairs)), "an annotator twice on one micro-task"
+            for annotator in annotator_ids:
+                statuses = [s for a, _mt, s in rows if a == annotator]
+                assert statuses.count("submitted") <= 1
+                assert statuses.count("leased") + statuses.count("submitted") <= 1
+
+    run_state_machine_as_test(Retakes, settings=settings(
+        max_examples=20, stateful_step_count=25, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))

@@ -30,6 +30,7 @@ def project_json(project: Project, counts: dict | None = None) -> dict:
     for name in projects.SETTINGS:
         if name not in body:
             body[name] = getattr(project, name)
+    body["deadline"] = project.deadline.isoformat() if project.deadline else None  # ISO 8601, UTC
     if counts is not None:
         body["task_number"] = counts["items"] + counts["gold_items"]
         body["counts"] = counts
