@@ -72,6 +72,8 @@ class Project(Base):
     assist: Mapped[str] = mapped_column(String(16), default="none")
     ml_backend_url: Mapped[str | None] = mapped_column(String(500))
     unassisted_share: Mapped[float] = mapped_column(default=0.1)
+    # Pre-annotations scored below this are not shown (0 shows every one).
+    prediction_min_score: Mapped[float] = mapped_column(default=0.0)
     # The built-in learner retrains once the consensus labels grew by this share.
     retrain_growth: Mapped[float] = mapped_column(default=0.2)
     # Why the last call to the project's ML backend failed; None while it answers.

@@ -183,9 +183,48 @@ def alpha_bootstrap(
     alphas. Resamples where alpha is undefined are dropped. Deterministic
     for a given ``seed``.
     """
+    return _bootstrap(_unit_stats(np.asarray(data), metric), metric, n_boot, confidence, seed)
+
+
+def nominal_alpha_from_answers(
+    unit: ArrayLike,
+    coder: ArrayLike,
+    value: ArrayLike,
+    n_units: int,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> AlphaInterval:
+    """Nominal alpha and its bootstrap interval from lists of answers.
+
+    The same numbers as ``alpha_bootstrap`` on the units x coders matrix
+    (the later of two answers by one coder to one unit wins), from the
+    units x values counts alone: a project of 200,000 items and 100
+    annotators needs 200,000 x labels cells, not 20 million.
+    """
+    unit, coder, value = (np.asarray(a, dtype=np.int64) for a in (unit, coder, value))
+    if unit.size:
+        key = unit * (int(coder.max()) + 1) + coder
+        _, last_from_end = np.unique(key[::-1], return_index=True)
+        keep = unit.size - 1 - last_from_end
+        unit, value = unit[keep], value[keep]
+    given = value != MISSING
+    unit, value = unit[given], value[given]
+    values, code = np.unique(value, return_inverse=True)
+    counts = np.bincount(unit * values.size + code, minlength=n_units * values.size)
+    counts = counts.reshape(n_units, values.size).astype(np.float64)
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    counts, m = counts[pairable], m[pairable]
+    stats = np.column_stack([m, (m**2 - (counts**2).sum(axis=1)) / (m - 1), counts])
+    return _bootstrap(stats, "nominal", n_boot, confidence, seed)
+
+
+def _bootstrap(stats: NDArray[np.float64], metric: Metric, n_boot: int, confidence: float,
+               seed: int) -> AlphaInterval:
     if not 0 < confidence < 1:
         raise ValueError("confidence must be between 0 and 1")
-    stats = _unit_stats(np.asarray(data), metric)
     alpha = float(_alpha_from_totals(stats.sum(axis=0, keepdims=True), metric)[0])
     n_units = stats.shape[0]
     if n_units == 0 or n_boot <= 0:

@@ -72,6 +72,12 @@ def same_result(a: Any, b: Any) -> bool:
     return _canonical(a) == _canonical(b)
 
 
+def sure_enough(score: float | None, bar: float) -> bool:
+    """Whether a pre-annotation is shown: a project may hide those its model is unsure of
+    (a prediction without a score is shown only when there is no bar)."""
+    return bar <= 0 or (score is not None and score >= bar)
+
+
 def newest_predictions(session, item_ids: Iterable[int]) -> dict[int, Prediction]:
     """The newest prediction of each item: the one the workbench shows."""
     found: dict[int, Prediction] = {}

@@ -162,6 +162,7 @@ SETTINGS: dict[str, Setting] = {
     "iou_threshold": Setting(_share, 0.05, 1.0),
     "show_predictions": Setting(_boolean),
     "unassisted_share": Setting(_share, 0.0, 1.0),
+    "prediction_min_score": Setting(_share, 0.0, 1.0),
     "queue_order": Setting(_choice("default", "uncertainty")),
     "assist": Setting(_choice("none", "builtin", "backend"),
                       help="where pre-annotations come from: none, the built-in learner or an ML backend"),

@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 WINDOW_ASSIGNMENTS = 100
 # Dawid-Skene needs items with several answers to learn confusion matrices from.
 DS_MIN_ITEMS = 20
-# Krippendorff's alpha needs the dense items x annotators matrix: skip it beyond this.
-ALPHA_MAX_CELLS = 5_000_000
 
 RULE_QUALIFICATION = "qualification_paid"
 
@@ -595,10 +593,9 @@ def _write_project_score(session: Session, project: Project, config: LabelConfig
     choice = next((c for c in scored_controls(config) if control_kind(config, c) == "choice"), None)
     if choice is not None:
         ch = choices[choice.name]
-        workers, worker_idx = np.unique(ch.annotator, return_inverse=True)
-        if ch.n_items and ch.n_items * len(workers) <= ALPHA_MAX_CELLS:
-            data = agr.reliability_matrix(ch.position, worker_idx, ch.label, ch.n_items, len(workers))
-            interval = agr.alpha_bootstrap(data, "nominal")
+        if ch.n_items:
+            _, worker_idx = np.unique(ch.annotator, return_inverse=True)
+            interval = agr.nominal_alpha_from_answers(ch.position, worker_idx, ch.label, ch.n_items)
             alpha, low, high = (None if not np.isfinite(v) else float(v)
                                 for v in (interval.alpha, interval.low, interval.high))
             alpha_details = {"control": choice.name, "metric": "nominal", "n_units": interval.n_units,

@@ -515,7 +515,8 @@ _TAKE_SLOT = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroT
               .values(taken=MicroTask.taken + 1))
 _NEW_LEASE = sa.insert(Assignment).returning(Assignment.id)
 _PAYLOAD_HEAD = (select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
-                        MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error)
+                        MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error,
+                        Project.prediction_min_score)
                  .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
 _PAYLOAD_ITEMS = (select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
                   .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
@@ -531,8 +532,8 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
     """What an annotator gets with a lease: two indexed queries, as this is the hot path."""
     session = db.session
     connection = session.connection()
-    project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error = \
-        connection.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).one()
+    (project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error,
+     bar) = connection.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).one()
     rows = connection.execute(_PAYLOAD_ITEMS, {"mt": micro_task_id}).all()
     # Qualification work, gold items and the unassisted share never carry predictions (anchoring).
     offered = show_predictions and not is_qualification
@@ -545,6 +546,8 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
                                  .order_by(Prediction.id.desc())):
             predictions.setdefault(p.item_id, []).append(
                 {"id": p.id, "result": p.result, "score": p.score, "model_version": p.model_version})
+        # The page starts from the newest one: below the project's bar, the item starts empty.
+        predictions = {i: found for i, found in predictions.items() if assist.sure_enough(found[0]["score"], bar)}
     items = []
     for item_id, data, _is_gold in rows:
         entry = {"id": item_id, "data": data}
@@ -605,7 +608,8 @@ def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list
 
 _SUBMIT_HEAD = (select(Assignment.annotator_id, Assignment.status, Assignment.micro_task_id, Assignment.project_id,
                        Project.label_config,
-                       Project.show_predictions, Project.unassisted_share, MicroTask.is_qualification)
+                       Project.show_predictions, Project.unassisted_share, Project.prediction_min_score,
+                       MicroTask.is_qualification)
                 .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
                 .join(Project, Project.id == MicroTask.project_id).where(Assignment.id == sa.bindparam("assignment")))
 _MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
@@ -680,18 +684,19 @@ def _checked_answers(head, assignment_id: int, raw_annotations: Any) -> tuple[li
     annotations = _check_annotations(head.label_config, item_ids, raw_annotations)
     shown = head.show_predictions and not head.is_qualification and assist.assisted(assignment_id,
                                                                                     head.unassisted_share)
-    _mark_predictions(session, annotations, shown)
+    _mark_predictions(session, annotations, shown, head.prediction_min_score)
     return annotations, shown
 
 
-def _mark_predictions(session, annotations: list[dict], shown: bool) -> None:
+def _mark_predictions(session, annotations: list[dict], shown: bool, bar: float) -> None:
     """Record, from what the server showed (not what the page claims), which answers
     started from a pre-annotation and which kept it unchanged."""
     shown_on = {}
     if shown:
         ids = [e["item_id"] for e in annotations]
         ordinary = set(session.scalars(select(Item.id).where(Item.id.in_(ids), Item.is_gold.is_(False))))
-        shown_on = {i: p for i, p in assist.newest_predictions(session, ids).items() if i in ordinary}
+        shown_on = {i: p for i, p in assist.newest_predictions(session, ids).items()
+                    if i in ordinary and assist.sure_enough(p.score, bar)}
     for entry in annotations:
         prediction = shown_on.get(entry["item_id"])
         entry["had_prediction"] = prediction is not None

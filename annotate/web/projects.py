@@ -39,7 +39,8 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "approve_quality_threshold", "confidence_target", "iou_threshold",
                  "max_share_per_annotator", "review_window_seconds")),
     ("Who may work on it", ("content_categories", "required_languages")),
-    ("Model assistance", ("assist", "ml_backend_url", "show_predictions", "unassisted_share", "retrain_growth")),
+    ("Model assistance", ("assist", "ml_backend_url", "show_predictions", "prediction_min_score",
+                          "unassisted_share", "retrain_growth")),
 )
 
 # Help for the settings whose service definition carries none.
@@ -62,6 +63,7 @@ HELP = {
     "iou_threshold": "overlap at which two regions count as the same",
     "show_predictions": "show the assist model's predictions to annotators as pre-annotations",
     "unassisted_share": "share of micro-tasks shown without predictions, to measure their effect",
+    "prediction_min_score": "pre-annotations the model is less sure of than this are not shown (0 shows all)",
     "queue_order": "uncertainty: the items the model is least sure of go first",
     "retrain_growth": "the built-in learner retrains once its consensus labels grew by this share",
 }

@@ -1,4 +1,5 @@
-"""project deadline: when the requester needs the labels, used by matching
+"""project deadline (when the requester needs the labels, used by matching) and
+the confidence bar below which pre-annotations are not shown
 
 Revision ID: 0004
 Revises: 0003
@@ -21,8 +22,12 @@ def upgrade() -> None:
     with op.batch_alter_table('project', schema=None) as batch_op:
         # Existing projects have no deadline.
         batch_op.add_column(sa.Column('deadline', annotate.models.base.UTCDateTime(timezone=True), nullable=True))
+        # Existing projects keep showing every pre-annotation.
+        batch_op.add_column(sa.Column('prediction_min_score', sa.Double(), nullable=False,
+                                      server_default=sa.text('0')))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('project', schema=None) as batch_op:
+        batch_op.drop_column('prediction_min_score')
         batch_op.drop_column('deadline')

@@ -20,6 +20,7 @@ from annotate.scoring.agreement import (
     levenshtein,
     match_regions,
     mean_pairwise_set_agreement,
+    nominal_alpha_from_answers,
     normalise_text,
     polygon_iou,
     region_f1,
@@ -174,6 +175,36 @@ def test_bootstrap_is_seeded_and_brackets_alpha():
     assert a.alpha == pytest.approx(0.849, abs=5e-4)
     assert a.low < a.alpha <= a.high <= 1.0
     assert (a.n_units, a.n_values, a.metric, a.confidence) == (11, 40, "interval", 0.95)
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 40), st.integers(1, 8), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_alpha_from_answer_lists_equals_the_matrix_version(n_units, n_coders, n_values, seed):
+    """Without the units x coders matrix: same alpha, same interval, even with a coder answering twice."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, n_units * n_coders * 2 + 1))
+    unit, coder = rng.integers(0, n_units, n), rng.integers(0, n_coders, n)
+    value = rng.integers(-1, n_values, n)  # -1: no answer
+    dense = alpha_bootstrap(reliability_matrix(unit, coder, value, n_units, n_coders), n_boot=100, seed=3)
+    lists = nominal_alpha_from_answers(unit, coder, value, n_units, n_boot=100, seed=3)
+    assert (lists.n_units, lists.n_values, lists.n_boot) == (dense.n_units, dense.n_values, dense.n_boot)
+    for ours, theirs in ((lists.alpha, dense.alpha), (lists.low, dense.low), (lists.high, dense.high)):
+        assert ours == pytest.approx(theirs, nan_ok=True)
+
+
+def test_alpha_from_answer_lists_scales_past_a_dense_matrix():
+    # 200,000 items by 100 annotators would be a 20-million-cell matrix.
+    rng = np.random.default_rng(4)
+    items, annotators = 200_000, 100
+    unit = np.repeat(np.arange(items), 5)
+    coder = (unit * 7 + np.tile(np.arange(5), items) * 13) % annotators
+    truth = rng.integers(0, 5, items)
+    value = np.where(rng.random(unit.size) < 0.9, truth[unit], rng.integers(0, 5, unit.size))
+    result = nominal_alpha_from_answers(unit, coder, value, items, n_boot=50)
+    assert result.n_units == items and result.n_values == unit.size
+    assert result.low < result.alpha < result.high
+    # Each answer right with p = 0.92 (0.9 plus a lucky tenth of 0.1 x 1/5): pairs agree 0.848, chance 0.2.
+    assert result.alpha == pytest.approx((0.848 - 0.2) / 0.8, abs=0.01)
 
 
 def test_bootstrap_of_perfect_agreement_is_a_point():

@@ -35,6 +35,7 @@ def assist_state(project_id: int):
     project = projects.get_project(current_user.id, project_id)
     return jsonify({"assist": project.assist, "ml_backend_url": project.ml_backend_url,
                     "show_predictions": project.show_predictions, "unassisted_share": project.unassisted_share,
+                    "prediction_min_score": project.prediction_min_score,
                     "queue_order": project.queue_order, "error": project.assist_error,
                     "models": [model_json(m) for m in assist.models(current_user.id, project_id)],
                     "anchoring": assist.anchoring_report(current_user.id, project_id)})
