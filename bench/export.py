@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory import memory_mib, reset_peak  # noqa: E402  (bench/ is on the path when run as a script)
+from people import fresh_schema_with_people  # noqa: E402
 
 CONFIG = """<View><Text name="text" value="$text"/>
 <Choices name="sentiment" toName="text" choice="single">
@@ -72,22 +73,9 @@ def _box(label: str, x: float, y: float) -> str:
 def build(database: str, folder: Path, annotations: int, overlap: int, kinds: list[str]) -> dict[str, tuple]:
     """For each kind ("text", "image"), a finished project with at least
     `annotations` annotations; returns {kind: (requester id, project id, annotations)}."""
-    from annotate.extensions import db
-    from annotate.models import Base
-    from annotate.services import accounts, teams
-
     app = make_app(database, folder)
     with app.app_context():
-        Base.metadata.drop_all(db.engine)
-        Base.metadata.create_all(db.engine)
-        operator = accounts.create_user("op@bench.org", "Op", "benchmark pw", roles=("operator",))
-        team = teams.create_team(operator, "Bench")
-        accounts.create_user("req@bench.org", "Req", "benchmark pw")
-        requester = teams.add_member(operator, team, "req@bench.org")
-        first = None
-        for n in range(ANNOTATORS):
-            user = accounts.create_user(f"ann{n}@bench.org", f"Annotator {n}", "benchmark pw")
-            first = user if first is None else first
+        requester, team, first = fresh_schema_with_people(ANNOTATORS)
         return {kind: (requester, *_project(kind, requester, team, first, annotations, overlap)) for kind in kinds}
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory import memory_mib, reset_peak  # noqa: E402  (bench/ is on the path when run as a script)
+from people import fresh_schema_with_people  # noqa: E402
 
 CLASSES = ["A", "B", "C", "D", "E"]
 CONFIG = ("<View><Text name=\"text\" value=\"$text\"/><Choices name=\"label\" toName=\"text\" choice=\"single\">"
@@ -58,21 +59,11 @@ def build(database: str, folder: Path, answers: int, overlap: int) -> tuple[int,
     from sqlalchemy import text
 
     from annotate.extensions import db
-    from annotate.models import Base
-    from annotate.services import accounts, projects, teams
+    from annotate.services import projects
 
     app = make_app(database, folder)
     with app.app_context():
-        Base.metadata.drop_all(db.engine)
-        Base.metadata.create_all(db.engine)
-        operator = accounts.create_user("op@bench.org", "Op", "benchmark pw", roles=("operator",))
-        team = teams.create_team(operator, "Bench")
-        accounts.create_user("req@bench.org", "Req", "benchmark pw")
-        requester = teams.add_member(operator, team, "req@bench.org")
-        first = None
-        for n in range(ANNOTATORS):
-            user = accounts.create_user(f"ann{n}@bench.org", f"Annotator {n}", "benchmark pw")
-            first = user if first is None else first
+        requester, team, first = fresh_schema_with_people(ANNOTATORS)
         project = projects.create_project(requester, team, {
             "title": "bench reestimate", "label_config": CONFIG, "overlap": overlap, "max_overlap": overlap,
             "items_per_micro_task": PER_TASK})
