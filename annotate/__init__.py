@@ -40,8 +40,10 @@ def create_app(overrides: Mapping[str, Any] | None = None, *, check_services: bo
     init_login(app)
 
     from .web import register_blueprints
+    from .web.work_lane import WorkLane
 
     register_blueprints(app)
+    app.wsgi_app = WorkLane(app, app.wsgi_app)  # the annotator API's hot calls, in front of Flask
 
     from .cli import register_commands
 

@@ -6,7 +6,10 @@ Nothing here connects at import time: each object is bound to an app by
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,12 +51,66 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+class WriterLock:
+    """Where SQLite's writers queue: the threads of a process on a re-entrant lock
+    (a service may call another), processes on an flock of a file beside the
+    database. Both wake the next writer as soon as the last one commits, where
+    SQLite's own busy handler sleeps up to 100 ms between tries."""
+
+    def __init__(self, path: str | None):
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._path = path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> "WriterLock":
+        self._lock.acquire()
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
+            try:
+                fcntl.flock(self._file(), fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._lock.release()
+                raise
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    @property
+    def nested(self) -> bool:
+        """Whether the thread holding the lock took it more than once."""
+        return self._depth > 1
+
+    def _file(self) -> int:
+        # A forked child shares its parent's open file, and with it the lock: it opens its own.
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+def _writer_lock_path(engine: Engine) -> str | None:
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database) + "-writer.lock"
+
+
 @dataclass
 class _DatabaseState:
     engine: Engine
     sessions: scoped_session[Session]
-    # SQLite's writers in this process queue here (re-entrant: a service may call another).
-    writer_lock: threading.RLock = field(default_factory=threading.RLock)
+    writer_lock: WriterLock = field(default_factory=lambda: WriterLock(None))
+    # Each thread's Direct connection, and all of them, for dispose().
+    directs: threading.local = field(default_factory=threading.local)
+    pinned: list["Direct"] = field(default_factory=list)
+    pinned_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Database:
@@ -62,7 +119,7 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         sessions = scoped_session(sessionmaker(engine, expire_on_commit=False))
-        app.extensions["annotate.db"] = _DatabaseState(engine, sessions)
+        app.extensions["annotate.db"] = _DatabaseState(engine, sessions, WriterLock(_writer_lock_path(engine)))
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
@@ -101,6 +158,147 @@ class Database:
         with self._state.writer_lock:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             yield from _unit_of_work(session)
+
+
+    def direct(self) -> "Direct":
+        """This thread's DBAPI connection for prepared statements (annotate.prepared).
+
+        It is taken from the engine's pool once and kept by the thread, as web
+        server threads live as long as their process: checking a connection out
+        and in for every request costs more than the queries of a request for
+        work (and, on PostgreSQL, a ping). A connection found broken is dropped,
+        and the thread's next call takes a new one."""
+        state = self._state
+        direct = getattr(state.directs, "direct", None)
+        if direct is None or direct.broken or direct.pid != os.getpid():
+            direct = state.directs.direct = Direct(state.engine, state.writer_lock)
+            with state.pinned_lock:
+                # A server that starts a thread per request (Werkzeug's) leaves them behind.
+                gone = [d for d in state.pinned if not d.closed and not d.thread_alive]
+                state.pinned[:] = [d for d in state.pinned if not d.closed and d.thread_alive] + [direct]
+            for old in gone:
+                old.close()
+        return direct
+
+    def dispose(self) -> None:
+        """Close every connection: the threads' Direct ones, then the pool's."""
+        state = self._state
+        with state.pinned_lock:
+            pinned, state.pinned[:] = list(state.pinned), []
+        for direct in pinned:
+            if direct.pid == os.getpid():
+                direct.close()
+        state.directs = threading.local()
+        state.engine.dispose()
+
+
+MULTI_ROW_INSERT = 500  # rows in one INSERT statement on PostgreSQL
+
+
+class Direct:
+    """A DBAPI connection in autocommit mode, past the ORM: each statement
+    commits on its own, and `transaction()` brackets a unit of work with an
+    explicit BEGIN and COMMIT, one round trip each."""
+
+    def __init__(self, engine: Engine, writer_lock: WriterLock):
+        self.dialect = engine.dialect
+        self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError
+        self._errors = engine.dialect.loaded_dbapi.Error
+        self.pid = os.getpid()
+        self._thread = weakref.ref(threading.current_thread())
+        self.broken = self.closed = False
+        self._fairy = engine.raw_connection()
+        self.connection = self._fairy.driver_connection
+        self._sqlite = self.dialect.name == "sqlite"
+        if not self._sqlite:
+            self.connection.autocommit = True
+        self._writer_lock = writer_lock
+        self._depth = 0
+        self._cursor = self.connection.cursor()
+
+    @property
+    def thread_alive(self) -> bool:
+        thread = self._thread()
+        return thread is not None and thread.is_alive()
+
+    def execute(self, prepared: Any, values: dict | None = None) -> Any:
+        """Run a statement; returns the cursor, to read its rows before the next one runs
+        (one cursor serves them all: psycopg's cost more to make than to run a query)."""
+        compiled = prepared.compiled(self.dialect)
+        try:
+            self._cursor.execute(compiled.sql, compiled.parameters(values or {}))
+        except self._errors:
+            self._check_connection()
+            raise
+        return self._cursor
+
+    def executemany(self, prepared: Any, rows: list[dict]) -> None:
+        """Run an INSERT for each of `rows`: sqlite3's executemany loops in C; psycopg's
+        costs a round of its Python per row, so PostgreSQL gets one statement of them all."""
+        compiled = prepared.compiled(self.dialect)
+        try:
+            if self._sqlite:
+                self._cursor.executemany(compiled.sql, compiled.many(rows))
+                return
+            for start in range(0, len(rows), MULTI_ROW_INSERT):
+                chunk = compiled.many(rows[start:start + MULTI_ROW_INSERT])
+                self._cursor.execute(compiled.rows_sql(len(chunk)), [value for row in chunk for value in row])
+        except self._errors:
+            self._check_connection()
+            raise
+
+    def _check_connection(self) -> None:
+        # psycopg marks a connection whose server went away; SQLite's cannot go away.
+        if getattr(self.connection, "broken", False) or getattr(self.connection, "closed", False):
+            self.broken = True
+            self._fairy.invalidate()
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator["Direct"]:
+        """Commit on success, roll back on error. On SQLite a writer takes the
+        write lock (the app's writer queue first) before it reads anything."""
+        if self._depth:
+            raise RuntimeError("direct transactions do not nest")
+        lock = self._writer_lock if (write and self._sqlite) else contextlib.nullcontext()
+        with lock:
+            if write and self._sqlite and self._writer_lock.nested:
+                # This thread's session holds SQLite's write lock: BEGIN IMMEDIATE would wait for it.
+                raise RuntimeError("a direct write inside the session's write transaction would wait for itself")
+            self._depth = 1
+            try:
+                # On the shared cursor, which ends whatever statement it ran before.
+                self._run("BEGIN IMMEDIATE" if (write and self._sqlite) else "BEGIN")
+                try:
+                    yield self
+                except BaseException:
+                    if not self.broken:
+                        self._run("ROLLBACK")
+                    raise
+                self._run("COMMIT")
+            finally:
+                self._depth = 0
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._cursor.execute(sql)
+        except self._errors:
+            self._check_connection()
+            raise
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.broken:  # invalidated already
+            return
+        try:
+            self._cursor.close()
+            if not self._sqlite:
+                self.connection.autocommit = False  # as the pool hands it out
+        except self._errors:  # it went away meanwhile: the pool must not hand it out again
+            self._fairy.invalidate()
+            return
+        self._fairy.close()
 
 
 def _unit_of_work(session: Session) -> Iterator[Session]:

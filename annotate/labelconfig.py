@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
+import orjson
 from label_studio_sdk.label_interface import LabelInterface
 from lxml import etree
 
@@ -188,6 +189,8 @@ class LabelConfig:
     # name -> Control and name -> DataObject, for the per-submit checks
     _controls_by_name: Mapping[str, Control] = field(repr=False, default_factory=dict)
     _objects_by_name: Mapping[str, DataObject] = field(repr=False, default_factory=dict)
+    # canonical JSON of results found valid (see validate_result)
+    _valid_results: dict[tuple[bool, bytes], bool] = field(repr=False, default_factory=dict)
 
     def control(self, name: str) -> Control:
         """The control called `name`; KeyError if there is none."""
@@ -528,7 +531,29 @@ def validate_result(config: LabelConfig, result: Any, where: str, *, partial: bo
     value shapes we do not check ourselves. Raises `ResultError` for the
     first problem, naming `where`, the region and the field; returns None.
     Pass `partial=True` for predictions, which may cover only some controls.
+
+    A result found valid once is remembered per config: the verdict depends on
+    nothing else, and on classification work the same few results come back
+    all day (the SDK's check is most of a submit's cost otherwise).
     """
+    try:
+        key = (partial, orjson.dumps(result, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # not JSON: the checks below say what is wrong with it
+        key = None
+    valid = config._valid_results
+    if key is not None and key in valid:
+        return
+    _validate_result(config, result, where, partial=partial)
+    if key is not None:
+        if len(valid) >= VALID_RESULTS_KEPT:
+            valid.clear()
+        valid[key] = True
+
+
+VALID_RESULTS_KEPT = 10_000  # per config; past it the memory starts again
+
+
+def _validate_result(config: LabelConfig, result: Any, where: str, *, partial: bool) -> None:
     if not isinstance(result, list):
         raise ResultError(
             f"{where}: the result must be a list of regions, got {_type_word(result)}", where, field="result"

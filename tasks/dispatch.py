@@ -31,6 +31,11 @@ the size of a project:
     d:a:{a}:skills           HASH skill id -> level
     d:a:{a}:speed            HASH config kind -> the annotator's pace in basis points of the usual (10000)
 
+and, apart from it (a rebuild keeps them), the scoring inbox:
+
+    s:inbox                  SET of micro-tasks a submit finished, waiting for the scoring job
+    s:draining               present while a scoring job drains the inbox (expires if one dies)
+
 Eligibility (profile, skills, the project's filters and its cap) is checked
 inside the same script that takes the slot, so no change of profile or
 skill can race a hand-out. Without a project, the script orders the projects
@@ -61,6 +66,7 @@ from annotate.scoring.matching import URGENT_SECONDS  # a deadline this close ra
 STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
 SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
 RETAKE_AFTER_SECONDS = 15 * 60  # cooling-off before an unsubmitted qualification test may be taken again
+DRAINING_SECONDS = 120  # how long the inbox counts as drained by a scoring job that stopped saying so
 
 _NEXT = """
 local a = ARGV[1]
@@ -270,12 +276,34 @@ return 1
 
 # A submit ends the lease; the slot stays taken. A submitted qualification test is never
 # taken again (SQL refusing a take of one means the same: the annotator had it already).
+# The submit that finished a micro-task (ARGV[4] = 1) also puts it in the scoring inbox,
+# and learns (2) whether it must queue the scoring job, as none drains the inbox.
 _FINISH = """
 local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
 redis.call('ZREM', 'd:leases', mt .. ':' .. a)
 if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
 if redis.call('HGET', 'd:mt:' .. mt, 'qual') == '1' then redis.call('SADD', 'd:p:' .. pid .. ':tried', a) end
+if ARGV[4] == '1' then
+  redis.call('SADD', 's:inbox', mt)
+  if redis.call('SET', 's:draining', '1', 'NX', 'EX', ARGV[5]) then return 2 end
+end
 return 1
+"""
+
+_TAKE_FINISHED = """
+local taken = redis.call('SPOP', 's:inbox', ARGV[1])
+if #taken > 0 then redis.call('SET', 's:draining', '1', 'EX', ARGV[2]) end
+return taken
+"""
+
+# The inbox is empty: the drain ends. Something came meanwhile: it goes on (1).
+_END_DRAIN = """
+if redis.call('SCARD', 's:inbox') > 0 then
+  redis.call('SET', 's:draining', '1', 'EX', ARGV[1])
+  return 1
+end
+redis.call('DEL', 's:draining')
+return 0
 """
 
 # A late submit takes its slot back if nobody else has taken it meanwhile.
@@ -384,6 +412,8 @@ class Dispatch:
         self._finish = client.register_script(_FINISH)
         self._retake = client.register_script(_RETAKE)
         self._extend = client.register_script(_EXTEND)
+        self._take_finished = client.register_script(_TAKE_FINISHED)
+        self._end_drain = client.register_script(_END_DRAIN)
 
     # --- the hot path -------------------------------------------------------
 
@@ -404,8 +434,10 @@ class Dispatch:
         again = (time.time() if now is None else now) + RETAKE_AFTER_SECONDS
         return bool(self._release(args=[micro_task_id, annotator_id, project_id, repr(again)]))
 
-    def finish(self, micro_task_id: int, annotator_id: int, project_id: int) -> None:
-        self._finish(args=[micro_task_id, annotator_id, project_id])
+    def finish(self, micro_task_id: int, annotator_id: int, project_id: int, *, done: bool = False) -> bool:
+        """End a submitted lease. `done`: the submit finished the micro-task, which goes in the
+        scoring inbox; True means no scoring job is draining it, so the caller queues one."""
+        return self._finish(args=[micro_task_id, annotator_id, project_id, int(done), DRAINING_SECONDS]) == 2
 
     def retake(self, micro_task_id: int, annotator_id: int, project_id: int) -> bool:
         return bool(self._retake(args=[micro_task_id, annotator_id, project_id]))
@@ -418,6 +450,28 @@ class Dispatch:
         now = time.time() if now is None else now
         pairs = self.r.zrangebyscore("d:leases", "-inf", now, start=0, num=limit)
         return [tuple(int(x) for x in pair.decode().split(":")) for pair in pairs]  # type: ignore[misc]
+
+    # --- the scoring inbox ------------------------------------------------------
+
+    def add_finished(self, micro_task_ids: Iterable[int]) -> bool:
+        """Put micro-tasks in the scoring inbox (a rebuild finds them unscored in SQL);
+        True if the caller must queue the scoring job."""
+        ids = list(micro_task_ids)
+        if not ids:
+            return False
+        self.r.sadd("s:inbox", *ids)
+        return bool(self.r.set("s:draining", "1", nx=True, ex=DRAINING_SECONDS))
+
+    def take_finished(self, count: int) -> list[int]:
+        """Up to `count` micro-tasks out of the scoring inbox, for the job draining it."""
+        return [int(x) for x in self._take_finished(args=[count, DRAINING_SECONDS])]
+
+    def finished_waiting(self) -> int:
+        return int(self.r.scard("s:inbox"))
+
+    def end_drain(self) -> bool:
+        """The draining job found the inbox empty. False: it stops; True: more came, go on."""
+        return bool(self._end_drain(args=[DRAINING_SECONDS]))
 
     # --- changes that follow SQL ----------------------------------------------
 

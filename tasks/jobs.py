@@ -57,15 +57,60 @@ def reclaim_expired_leases() -> int:
 
 
 def score_micro_task(micro_task_id: int) -> None:
+    with app().app_context():
+        _score(micro_task_id)
+
+
+def _score(micro_task_id: int) -> None:
     from annotate.queue import enqueue
     from annotate.services import assist, scoring, work
 
+    scoring.score_micro_task(micro_task_id)
+    work.apply_dynamic_overlap(micro_task_id)
+    work.refresh_matching(micro_task_id)  # the project's rate and its annotators' pace, for matching
+    assist.after_scoring(micro_task_id)
+    enqueue("tasks.skills.recompute_micro_task_levels", micro_task_id, job_id=f"skills-{micro_task_id}")
+
+
+SCORE_BATCH = 50  # micro-tasks a scoring job takes out of the inbox at a time
+
+
+def score_finished() -> int:
+    """Score the micro-tasks that submits finished, from dispatch's scoring inbox, until it is
+    empty: one job for many micro-tasks, where a job each would cost the hot path and the
+    workers more than the scoring. While a backlog is left after its first batch, it queues
+    one more of itself, so a backlog spreads over idle workers. A micro-task whose scoring
+    fails gets a background job of its own (`score_micro_task`), which RQ retries and the
+    console lists. Returns how many it scored."""
+    import logging
+    import uuid
+
+    from annotate.queue import enqueue
+    from annotate.services import work
+
     with app().app_context():
-        scoring.score_micro_task(micro_task_id)
-        work.apply_dynamic_overlap(micro_task_id)
-        work.refresh_matching(micro_task_id)  # the project's rate and its annotators' pace, for matching
-        assist.after_scoring(micro_task_id)
-        enqueue("tasks.skills.recompute_micro_task_levels", micro_task_id, job_id=f"skills-{micro_task_id}")
+        d = work.dispatcher()
+        scored, helped = 0, False
+        while True:
+            batch = d.take_finished(SCORE_BATCH)
+            if not batch:
+                if d.end_drain():
+                    continue
+                return scored
+            if not helped and d.finished_waiting():
+                helped = True
+                enqueue("tasks.jobs.score_finished", job_id=f"score-finished-{uuid.uuid4().hex}")
+            for micro_task_id in batch:
+                try:
+                    _score(micro_task_id)
+                    scored += 1
+                except Exception:
+                    logging.getLogger(__name__).exception("scoring micro-task %s failed; it gets a job of its own",
+                                                          micro_task_id)
+                    from annotate.extensions import db
+
+                    db.session.rollback()
+                    enqueue("tasks.jobs.score_micro_task", micro_task_id, job_id=f"score-{micro_task_id}")
 
 
 def reestimate_project(project_id: int) -> None:

@@ -92,7 +92,7 @@ def app(tmp_path, redis_url, postgres_schema):
 
         if postgres_schema is not None:
             _empty_postgres(postgres_schema)
-        db.engine.dispose()
+        db.dispose()
 
 
 @pytest.fixture

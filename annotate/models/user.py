@@ -12,7 +12,23 @@ from .base import Base, utcnow
 ROLES = ("annotator", "requester", "operator")
 
 
-class User(Base):
+class HasRoles:
+    """The roles of anything with the three role flags: a `User`, or who a token request is for."""
+
+    is_annotator: bool
+    is_requester: bool
+    is_operator: bool
+
+    @property
+    def roles(self) -> list[str]:
+        flags = (self.is_annotator, self.is_requester, self.is_operator)
+        return [role for role, held in zip(ROLES, flags) if held]
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class User(HasRoles, Base):
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -33,14 +49,6 @@ class User(Base):
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="user")  # noqa: F821
     profile: Mapped["Profile | None"] = relationship(back_populates="user")
-
-    @property
-    def roles(self) -> list[str]:
-        flags = (self.is_annotator, self.is_requester, self.is_operator)
-        return [role for role, held in zip(ROLES, flags) if held]
-
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
 
     @property
     def is_blocked(self) -> bool:

@@ -37,7 +37,8 @@ RETRY_FUNCTIONS = {"import": "tasks.jobs.run_import", "split": "tasks.jobs.split
                    "export": "tasks.exports.run_export"}
 # Kinds whose service writes its own status, success included.
 SELF_RECORDED = ("import", "export")
-KINDS = {"tasks.jobs.score_micro_task": "score", "tasks.jobs.reestimate_project": "reestimate",
+KINDS = {"tasks.jobs.score_micro_task": "score", "tasks.jobs.score_finished": "score",
+         "tasks.jobs.reestimate_project": "reestimate",
          "tasks.skills.recompute_micro_task_levels": "skills", "tasks.skills.recompute_project_levels": "skills",
          "tasks.skills.recompute_all_levels": "skills", "tasks.assist.train_builtin": "assist train",
          "tasks.assist.refresh_project": "assist refresh", "tasks.assist.reform_queue": "assist reform",

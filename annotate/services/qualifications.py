@@ -28,8 +28,9 @@ from sqlalchemy import func, select
 import tasks.dispatch as dispatch_state
 from tasks.dispatch import Dispatch, MicroTaskState
 
-from ..extensions import db
+from ..extensions import Direct, db
 from ..models import Assignment, AssignmentScore, Item, MicroTask, MicroTaskItem, Project, utcnow
+from ..prepared import Prepared
 from .errors import Conflict
 
 
@@ -87,22 +88,24 @@ def attempts(session, project: Project) -> Attempts:
     return _summarise(project, _rows(session, project.id))
 
 
-def already_tried(connection, project_id: int, annotator_id: int) -> bool:
+def already_tried(direct: Direct, project_id: int, annotator_id: int) -> bool:
     """The SQL guard of a qualification lease: no second test while one is live or submitted."""
-    return connection.execute(_TRIED, {"project": project_id, "annotator": annotator_id}).first() is not None
+    return direct.execute(_TRIED, {"project": project_id, "annotator": annotator_id}).fetchone() is not None
 
 
-_TRIED = (select(Assignment.id).join(MicroTask, MicroTask.id == Assignment.micro_task_id)
-          .where(Assignment.project_id == sa.bindparam("project"), Assignment.annotator_id == sa.bindparam("annotator"),
-                 MicroTask.is_qualification.is_(True), Assignment.status.in_(("leased", "submitted")))
-          .limit(1))
+_TRIED = Prepared(select(Assignment.id).join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+                  .where(Assignment.project_id == sa.bindparam("project"),
+                         Assignment.annotator_id == sa.bindparam("annotator"),
+                         MicroTask.is_qualification.is_(True),
+                         sa.or_(Assignment.status == "leased", Assignment.status == "submitted"))
+                  .limit(1))
 
 
 def refuse_late_submit_after_retake(session, micro_task_id: int, annotator_id: int, project_id: int) -> None:
     """A late submit of a test whose lease ran out is refused once the annotator took the test
     again: one attempt counts, never two."""
     if session.get(MicroTask, micro_task_id).is_qualification and already_tried(
-            session.connection(), project_id, annotator_id):
+            db.direct(), project_id, annotator_id):
         raise Conflict("your lease on this qualification test ran out and you have taken the test again "
                        "since: only that attempt counts")
 

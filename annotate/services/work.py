@@ -15,19 +15,21 @@ import math
 import random
 import time
 import uuid
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
+
+import orjson
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from tasks.dispatch import AnnotatorState, Dispatch, LeaseState, MicroTaskState, ProjectState
 
 from .. import labelconfig
-from ..extensions import db, redis
+from ..extensions import Direct, db, redis
 from ..models import (Annotation, Assignment, AssignmentScore, BackgroundJob, GoldAnswer, Item, MicroTask,
                       MicroTaskItem, Prediction, Profile, Project, ProjectSkill, Skill, SkillLevel, User, utcnow)
+from ..prepared import Prepared
 from ..queue import enqueue
 from ..scoring import matching, pay
 from . import assist, audit, gold, projects, qualifications
@@ -454,22 +456,21 @@ def next_assignment(annotator_id: int, project_id: int | None = None) -> dict[st
 def _record_lease(offer, annotator_id: int) -> dict[str, Any] | None:
     """Write the SQL row of a lease Redis just gave out and read what the annotator gets, in one
     transaction; undo it in Redis if SQL disagrees."""
+    direct = db.direct()
     try:
-        with db.transaction() as session:
-            # Core on the session's connection, past the ORM: this is the hot path.
-            connection = session.connection()
-            if connection.execute(_TAKE_SLOT, {"mt": offer.micro_task_id}).rowcount != 1:
+        with direct.transaction():
+            if direct.execute(_TAKE_SLOT, {"mt": offer.micro_task_id}).rowcount != 1:
                 raise _Stale()
-            if offer.qualification and qualifications.already_tried(connection, offer.project_id, annotator_id):
+            if offer.qualification and qualifications.already_tried(direct, offer.project_id, annotator_id):
                 raise _Stale()
             expires = _moment(offer.expires_at)
-            assignment_id = connection.execute(_NEW_LEASE, {
+            assignment_id = direct.execute(_NEW_LEASE, {
                 "micro_task_id": offer.micro_task_id, "annotator_id": annotator_id, "project_id": offer.project_id,
                 "status": "leased", "leased_at": utcnow(), "lease_expires_at": expires,
-                "active_seconds": 0.0, "with_predictions": False}).scalar_one()
-            # Read in the same transaction: a second one would cost a commit and, on PostgreSQL, a check-out.
-            return _payload(assignment_id, offer.micro_task_id, "leased", expires)
-    except (_Stale, IntegrityError):
+                "active_seconds": 0.0, "with_predictions": False}).fetchone()[0]
+            # Read in the same transaction: a second one would cost a commit.
+            return _payload(direct, assignment_id, offer.micro_task_id, "leased", expires)
+    except (_Stale, direct.IntegrityError):
         log.warning("dispatch state of micro-task %s was stale; resynced from SQL", offer.micro_task_id)
         d = dispatcher()
         d.finish(offer.micro_task_id, annotator_id, offer.project_id)
@@ -509,48 +510,54 @@ def _owned(session, annotator_id: int, assignment_id: int) -> Assignment:
     return assignment
 
 
-# The hot path's statements, built once: building one costs more than running it.
-_TAKE_SLOT = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroTask.status == "open",
-                                      MicroTask.taken < MicroTask.overlap)
-              .values(taken=MicroTask.taken + 1))
-_NEW_LEASE = sa.insert(Assignment).returning(Assignment.id)
-_PAYLOAD_HEAD = (select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
-                        MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error,
-                        Project.prediction_min_score)
-                 .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
-_PAYLOAD_ITEMS = (select(Item.id, Item.data, Item.is_gold).join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
+# The hot path's statements, prepared once (annotate.prepared): next and submit run them.
+_TAKE_SLOT = Prepared(update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroTask.status == "open",
+                                              MicroTask.taken < MicroTask.overlap)
+                      .values(taken=MicroTask.taken + 1))
+_NEW_LEASE = Prepared(sa.insert(Assignment).returning(Assignment.id),
+                      ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at",
+                       "active_seconds", "with_predictions"])
+_PAYLOAD_HEAD = Prepared(
+    select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions, MicroTask.is_qualification,
+           Project.unassisted_share, Project.assist, Project.assist_error, Project.prediction_min_score)
+    .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
+# Items in the micro-task's order, with their data as JSON text (parsed once, by orjson).
+_ITEMS = Prepared(select(Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
+                  .join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
                   .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
-_ITEM_IDS = (select(MicroTaskItem.item_id).where(MicroTaskItem.micro_task_id == sa.bindparam("mt"))
-             .order_by(MicroTaskItem.position))
+# The micro-task's predictions, newest first: the workbench starts from the first of an item.
+_PREDICTIONS = Prepared(select(Prediction.id, Prediction.item_id, sa.cast(Prediction.result, sa.Text),
+                               Prediction.score, Prediction.model_version)
+                        .join(MicroTaskItem, MicroTaskItem.item_id == Prediction.item_id)
+                        .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(Prediction.id.desc()))
 
 
 def work_payload(assignment: Assignment) -> dict[str, Any]:
-    return _payload(assignment.id, assignment.micro_task_id, assignment.status, assignment.lease_expires_at)
+    return _payload(db.direct(), assignment.id, assignment.micro_task_id, assignment.status,
+                    assignment.lease_expires_at)
 
 
-def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_at: dt.datetime) -> dict[str, Any]:
-    """What an annotator gets with a lease: two indexed queries, as this is the hot path."""
-    session = db.session
-    connection = session.connection()
+def _payload(direct: Direct, assignment_id: int, micro_task_id: int, status: str,
+             lease_expires_at: dt.datetime) -> dict[str, Any]:
+    """What an annotator gets with a lease: two indexed queries (three with predictions), as this is the hot path."""
     (project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error,
-     bar) = connection.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).one()
-    rows = connection.execute(_PAYLOAD_ITEMS, {"mt": micro_task_id}).all()
+     bar) = direct.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).fetchone()
+    rows = direct.execute(_ITEMS, {"mt": micro_task_id}).fetchall()
     # Qualification work, gold items and the unassisted share never carry predictions (anchoring).
-    offered = show_predictions and not is_qualification
+    offered = bool(show_predictions) and not is_qualification
     with_predictions = offered and assist.assisted(assignment_id, unassisted_share)
     predictions: dict[int, list] = {}
     if with_predictions:
-        ids = [item_id for item_id, _data, is_gold in rows if not is_gold]
-        # Newest first: the workbench starts from the first.
-        for p in session.scalars(select(Prediction).where(Prediction.item_id.in_(ids))
-                                 .order_by(Prediction.id.desc())):
-            predictions.setdefault(p.item_id, []).append(
-                {"id": p.id, "result": p.result, "score": p.score, "model_version": p.model_version})
+        gold_items = {item_id for item_id, _data, is_gold in rows if is_gold}
+        for prediction_id, item_id, result, score, version in direct.execute(_PREDICTIONS, {"mt": micro_task_id}):
+            if item_id not in gold_items:
+                predictions.setdefault(item_id, []).append(
+                    {"id": prediction_id, "result": orjson.loads(result), "score": score, "model_version": version})
         # The page starts from the newest one: below the project's bar, the item starts empty.
         predictions = {i: found for i, found in predictions.items() if assist.sure_enough(found[0]["score"], bar)}
     items = []
     for item_id, data, _is_gold in rows:
-        entry = {"id": item_id, "data": data}
+        entry = {"id": item_id, "data": orjson.loads(data)}
         if with_predictions:
             entry["predictions"] = predictions.get(item_id, [])
         items.append(entry)
@@ -559,7 +566,7 @@ def _payload(assignment_id: int, micro_task_id: int, status: str, lease_expires_
         "project": project_id,
         "project_title": title,
         "micro_task": micro_task_id,
-        "is_qualification": is_qualification,
+        "is_qualification": bool(is_qualification),
         "status": status,
         "lease_expires_at": lease_expires_at.isoformat(),
         "lease_seconds": lease_seconds,
@@ -606,17 +613,32 @@ def _check_annotations(label_config: str, item_ids: list[int], raw: Any) -> list
     return checked
 
 
-_SUBMIT_HEAD = (select(Assignment.annotator_id, Assignment.status, Assignment.micro_task_id, Assignment.project_id,
-                       Project.label_config,
-                       Project.show_predictions, Project.unassisted_share, Project.prediction_min_score,
-                       MicroTask.is_qualification)
-                .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
-                .join(Project, Project.id == MicroTask.project_id).where(Assignment.id == sa.bindparam("assignment")))
+class _SubmitHead(NamedTuple):
+    annotator_id: int
+    status: str
+    micro_task_id: int
+    project_id: int
+    label_config: str
+    show_predictions: bool
+    unassisted_share: float
+    prediction_min_score: float
+    is_qualification: bool
+
+
+_SUBMIT_HEAD = Prepared(
+    select(Assignment.annotator_id, Assignment.status, Assignment.micro_task_id, Assignment.project_id,
+           Project.label_config, Project.show_predictions, Project.unassisted_share, Project.prediction_min_score,
+           MicroTask.is_qualification)
+    .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+    .join(Project, Project.id == MicroTask.project_id).where(Assignment.id == sa.bindparam("assignment")))
 _MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
                    .values(status="submitted", submitted_at=sa.bindparam("now"), ended_at=sa.bindparam("now"),
                            active_seconds=sa.bindparam("seconds"), decision="pending",
                            with_predictions=sa.bindparam("with_predictions")))
-_SUBMIT_LEASED = _MARK_SUBMITTED.where(Assignment.status == "leased")
+_SUBMIT_LEASED = Prepared(_MARK_SUBMITTED.where(Assignment.status == "leased"))
+_NEW_ANNOTATION = Prepared(sa.insert(Annotation).inline(),  # inline: no RETURNING of the ids
+                           ["assignment_id", "item_id", "result", "seconds", "had_prediction", "accepted_prediction",
+                            "created_at"])
 # One more submission; a regular micro-task with all its submissions is done.
 _COUNT_SUBMISSION = (
     update(MicroTask).where(MicroTask.id == sa.bindparam("mt"))
@@ -627,80 +649,89 @@ _COUNT_SUBMISSION = (
                                      MicroTask.submitted + 1 >= MicroTask.overlap), sa.bindparam("now")),
                             else_=MicroTask.done_at))
     .returning(MicroTask.status, MicroTask.is_qualification))
+_COUNT_SUBMISSION_PREPARED = Prepared(_COUNT_SUBMISSION)
+_ITEMS_OF = Prepared(select(MicroTaskItem.item_id, Item.is_gold).join(Item, Item.id == MicroTaskItem.item_id)
+                     .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
 
 
 def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[str, Any]:
     """Store the annotator's results for a whole micro-task. A repeated submit
     answers with what was stored; a late one is accepted while its slot is free."""
     d = dispatcher()
+    direct = db.direct()
     # The answers are checked before the write transaction, which on SQLite holds the one write lock.
-    head = db.session.connection().execute(_SUBMIT_HEAD, {"assignment": assignment_id}).first()
+    row = direct.execute(_SUBMIT_HEAD, {"assignment": assignment_id}).fetchone()
+    head = _SubmitHead(*row) if row is not None else None
     if head is None or head.annotator_id != annotator_id:  # someone else's is reported as missing
         raise NotFound(f"no assignment {assignment_id}")
-    checked = None if head.status == "submitted" else _checked_answers(head, assignment_id, raw_annotations)
+    checked = None if head.status == "submitted" else _checked_answers(direct, head, assignment_id, raw_annotations)
+    stored = None
+    if checked is not None and head.status == "leased" and not head.is_qualification:
+        stored = _submit_leased(direct, head, assignment_id, *checked)
     retaken: list[int] = []
-    try:
-        with db.transaction() as session:
-            stored = None
-            if checked is not None and head.status == "leased" and not head.is_qualification:
-                stored = _submit_leased(session, head, assignment_id, *checked)
-            if stored is not None:
-                (payload, finished), qualification = stored, None
-                mt_id, project_id = head.micro_task_id, head.project_id
-            else:
+    if stored is not None:
+        (payload, finished), qualification = stored, None
+        mt_id, project_id = head.micro_task_id, head.project_id
+    else:
+        try:
+            with db.transaction() as session:
                 # The row lock serialises two submits of one assignment (SQLite's write lock does the same).
                 assignment = _owned(session, annotator_id, assignment_id)
                 if assignment.status == "submitted":
                     return submitted_payload(assignment)
                 mt_id, project_id = assignment.micro_task_id, assignment.project_id
-                annotations, shown = checked or _checked_answers(head, assignment_id, raw_annotations)
+                annotations, shown = checked or _checked_answers(direct, head, assignment_id, raw_annotations)
                 if assignment.status in ("skipped", "released"):
                     raise Conflict(_lost_words(assignment))
                 if assignment.status == "expired":
                     qualifications.refuse_late_submit_after_retake(session, mt_id, annotator_id, project_id)
                     _take_slot_back(session, d, mt_id, annotator_id, retaken)
                 payload, qualification, finished = _store_submission(session, assignment, annotations, shown)
-    except BaseException:
-        if retaken:  # Redis gave the slot back to us; SQL did not keep it
-            _resync_micro_task(retaken[0])
-        raise
-    d.finish(mt_id, annotator_id, project_id)
+        except BaseException:
+            if retaken:  # Redis gave the slot back to us; SQL did not keep it
+                _resync_micro_task(retaken[0])
+            raise
+    # A finished micro-task goes to the scoring inbox in the same Redis call; one background job
+    # drains it, so a submit queues one only when none is draining (tasks.jobs.score_finished).
+    if d.finish(mt_id, annotator_id, project_id, done=finished):
+        enqueue("tasks.jobs.score_finished", job_id=f"score-finished-{uuid.uuid4().hex}")
     if qualification and qualification["passed"]:
         d.qualify(project_id, annotator_id)
-    if finished:
-        enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}")
-    elif qualification is not None:  # qualification work is paid whether it passed or not
+    if qualification is not None:  # qualification work is paid whether it passed or not
         enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}-{assignment_id}")
     if qualification is not None:  # its gold is skill evidence; a pass grants the project's skills
         skill_levels.qualification_scored(annotator_id, project_id)
     return payload
 
 
-def _checked_answers(head, assignment_id: int, raw_annotations: Any) -> tuple[list[dict], bool]:
+def _checked_answers(direct: Direct, head: _SubmitHead, assignment_id: int,
+                     raw_annotations: Any) -> tuple[list[dict], bool]:
     """The submitted annotations checked against the config and the micro-task's items, marked
     with the pre-annotations shown; and whether predictions were shown."""
-    session = db.session
-    item_ids = list(session.connection().execute(_ITEM_IDS, {"mt": head.micro_task_id}).scalars())
-    annotations = _check_annotations(head.label_config, item_ids, raw_annotations)
-    shown = head.show_predictions and not head.is_qualification and assist.assisted(assignment_id,
-                                                                                    head.unassisted_share)
-    _mark_predictions(session, annotations, shown, head.prediction_min_score)
+    items = direct.execute(_ITEMS_OF, {"mt": head.micro_task_id}).fetchall()
+    annotations = _check_annotations(head.label_config, [item_id for item_id, _gold in items], raw_annotations)
+    shown = bool(head.show_predictions) and not head.is_qualification and assist.assisted(assignment_id,
+                                                                                          head.unassisted_share)
+    gold_items = {item_id for item_id, is_gold in items if is_gold}
+    _mark_predictions(direct, head.micro_task_id, annotations, shown, head.prediction_min_score, gold_items)
     return annotations, shown
 
 
-def _mark_predictions(session, annotations: list[dict], shown: bool, bar: float) -> None:
+def _mark_predictions(direct: Direct, micro_task_id: int, annotations: list[dict], shown: bool, bar: float,
+                      gold_items: set[int]) -> None:
     """Record, from what the server showed (not what the page claims), which answers
     started from a pre-annotation and which kept it unchanged."""
-    shown_on = {}
+    shown_on: dict[int, tuple[Any, str]] = {}
     if shown:
-        ids = [e["item_id"] for e in annotations]
-        ordinary = set(session.scalars(select(Item.id).where(Item.id.in_(ids), Item.is_gold.is_(False))))
-        shown_on = {i: p for i, p in assist.newest_predictions(session, ids).items()
-                    if i in ordinary and assist.sure_enough(p.score, bar)}
+        for _id, item_id, result, score, _version in direct.execute(_PREDICTIONS, {"mt": micro_task_id}):
+            if item_id not in shown_on and item_id not in gold_items:  # the newest comes first
+                shown_on[item_id] = (score, result)
+        shown_on = {i: found for i, found in shown_on.items() if assist.sure_enough(found[0], bar)}
     for entry in annotations:
         prediction = shown_on.get(entry["item_id"])
         entry["had_prediction"] = prediction is not None
-        entry["accepted_prediction"] = prediction is not None and assist.same_result(entry["result"], prediction.result)
+        entry["accepted_prediction"] = (prediction is not None
+                                        and assist.same_result(entry["result"], orjson.loads(prediction[1])))
 
 
 def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken: list[int]) -> None:
@@ -716,18 +747,19 @@ def _take_slot_back(session, d: Dispatch, mt_id: int, annotator_id: int, retaken
         raise lost
 
 
-def _submit_leased(session, head, assignment_id: int, annotations: list[dict],
+def _submit_leased(direct: Direct, head: _SubmitHead, assignment_id: int, annotations: list[dict],
                    shown: bool) -> tuple[dict, bool] | None:
     """The usual submit, of a live lease on regular work, without loading the row first: the
-    guarded update takes the row's lock and says whether it is still leased. None if it is not
+    guarded update says whether it is still leased (and takes its lock). None if it is not
     (the caller then takes the general path); else the answer and whether the micro-task is done."""
     now = utcnow()
-    connection = session.connection()
-    if connection.execute(_SUBMIT_LEASED, _submitted_values(assignment_id, now, annotations, shown)).rowcount != 1:
-        return None
-    connection.execute(sa.insert(Annotation), [{"assignment_id": assignment_id, "created_at": now, **entry}
-                                               for entry in annotations])
-    status, _qualification = connection.execute(_COUNT_SUBMISSION, {"mt": head.micro_task_id, "now": now}).one()
+    with direct.transaction():
+        if direct.execute(_SUBMIT_LEASED, _submitted_values(assignment_id, now, annotations, shown)).rowcount != 1:
+            return None
+        direct.executemany(_NEW_ANNOTATION, [{"assignment_id": assignment_id, "created_at": now, **entry}
+                                             for entry in annotations])
+        status, _qualification = direct.execute(_COUNT_SUBMISSION_PREPARED, {"mt": head.micro_task_id,
+                                                                             "now": now}).fetchone()
     return _submitted_body(assignment_id, now, annotations), status == "done"
 
 
@@ -1024,9 +1056,18 @@ def rebuild() -> dict[str, int]:
     leases = [LeaseState(a.micro_task_id, a.annotator_id, a.project_id, _epoch(a.lease_expires_at))
               for a in session.scalars(select(Assignment).where(Assignment.status == "leased"))]
     blocked = list(session.scalars(select(User.id).where(User.blocked_at.is_not(None))))
+    # Finished micro-tasks whose scoring the lost Redis held in its inbox.
+    unscored = list(session.scalars(
+        select(MicroTask.id).distinct().join(Assignment, Assignment.micro_task_id == MicroTask.id)
+        .outerjoin(AssignmentScore, AssignmentScore.assignment_id == Assignment.id)
+        .where(MicroTask.status == "done", MicroTask.is_qualification.is_(False), Assignment.status == "submitted",
+               AssignmentScore.assignment_id.is_(None))))
     session.rollback()
     d.load(states, micro_tasks, leases, blocked, annotators)
-    return {"projects": len(states), "micro_tasks": len(micro_tasks), "leases": len(leases), "blocked": len(blocked)}
+    if d.add_finished(unscored):
+        enqueue("tasks.jobs.score_finished", job_id=f"score-finished-{uuid.uuid4().hex}")
+    return {"projects": len(states), "micro_tasks": len(micro_tasks), "leases": len(leases), "blocked": len(blocked),
+            "unscored": len(unscored)}
 
 
 def update_project(user_id: int, project_id: int, raw: dict[str, Any]) -> None:

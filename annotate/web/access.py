@@ -5,6 +5,7 @@ import functools
 from typing import Any, Callable
 
 from flask import abort, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import current_user
 
 from ..extensions import login_manager
@@ -40,10 +41,21 @@ def public(view: Callable) -> Callable:
     return view
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for a request
+    that carries no session cookie: API calls with a token, which are most calls."""
+
+    def open_session(self, app, request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_login(app) -> None:
     from ..extensions import db
     from ..models import User
 
+    app.session_interface = CookieSessions()
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see that page."
     login_manager.session_protection = "strong"

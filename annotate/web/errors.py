@@ -18,10 +18,14 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
-def json_error(status: int, detail: str, **extra: Any):
-    body = {"id": str(uuid.uuid4()), "status_code": status, "version": API_VERSION,
+def error_body(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    """Label Studio's error body, which label-studio-sdk reads."""
+    return {"id": str(uuid.uuid4()), "status_code": status, "version": API_VERSION,
             "detail": detail, "exc_info": None, **extra}
-    return jsonify(body), status
+
+
+def json_error(status: int, detail: str, **extra: Any):
+    return jsonify(error_body(status, detail, **extra)), status
 
 
 def init_app(app: Flask) -> None:

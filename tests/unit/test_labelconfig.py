@@ -502,3 +502,24 @@ def test_every_template_parses_and_its_sample_validates(key):
 
 def test_templates_cover_the_common_kinds():
     assert set(TEMPLATES) == set(KINDS) - {"other"}
+
+
+def test_a_result_found_valid_is_remembered_and_an_invalid_one_never_is():
+    config = parse_config(EVERYTHING.replace("Billing", "Refunds"))  # a config of this test's own
+    right = [{"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}]
+    wrong = copy.deepcopy(right)
+    wrong[0]["value"]["choices"] = ["Angry"]
+    for _ in range(2):  # asked twice, refused twice, with the same words
+        with pytest.raises(ResultError, match="Angry"):
+            validate_result(config, wrong, "item 7", partial=True)
+    validate_result(config, right, "item 7", partial=True)
+    assert len(config._valid_results) == 1
+    validate_result(config, copy.deepcopy(right), "item 8", partial=True)  # the same JSON: no new entry
+    assert len(config._valid_results) == 1
+    with pytest.raises(ResultError, match="Angry"):
+        validate_result(config, wrong, "item 9", partial=True)
+    # Valid as a prediction (partial) is not valid as an annotation: required controls are checked again.
+    required = parse_config(EVERYTHING.replace('<Rating name="stars"', '<Rating required="true" name="stars"'))
+    validate_result(required, right, "item 1", partial=True)
+    with pytest.raises(ResultError, match="required"):
+        validate_result(required, right, "item 1")

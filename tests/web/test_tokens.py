@@ -1,6 +1,7 @@
 """Personal API tokens: shown once, stored hashed, sent as `Token <key>`."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
@@ -99,3 +100,20 @@ def test_label_studio_sdk_authenticates_with_our_token(client, auth, people, app
     with pytest.raises(ApiError) as refused:
         sdk_client(app, key + "x").users.whoami()
     assert refused.value.status_code == 401
+
+
+def test_the_token_list_says_when_a_token_was_last_used_to_the_minute(client, auth, people, monkeypatch):
+    from annotate.services import accounts
+
+    auth.login(people.make())
+    key = _create_on_page(client)
+    assert client.get("/api/tokens/").get_json()[0]["last_used_at"] is None
+    headers = {"Authorization": f"Token {key}"}
+    assert client.get("/api/current-user/whoami", headers=headers).status_code == 200
+    first = client.get("/api/tokens/").get_json()[0]["last_used_at"]
+    assert first is not None
+    assert client.get("/api/current-user/whoami", headers=headers).status_code == 200
+    assert client.get("/api/tokens/").get_json()[0]["last_used_at"] == first  # not a write per call
+    monkeypatch.setattr(accounts, "TOKEN_TOUCH_INTERVAL", dt.timedelta(0))  # as if a minute went by
+    assert client.get("/api/current-user/whoami", headers=headers).status_code == 200
+    assert client.get("/api/tokens/").get_json()[0]["last_used_at"] > first

@@ -4,8 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from sqlalchemy import func, select
+
 from annotate.extensions import db, redis
-from annotate.models import Annotation, Assignment, MicroTask
+from annotate.models import Annotation, Assignment, AssignmentScore, MicroTask
 from tests.conftest import choice
 
 
@@ -218,17 +220,81 @@ def test_losing_redis_loses_no_work(projects, annotators, app):
     assert ana.submit(held).status_code == 200
 
 
-def test_a_finished_micro_task_queues_its_scoring(projects, annotators, app):
-    projects.live(items=2, per_task=2, overlap=2)
+def test_a_finished_micro_task_is_scored_by_the_job_draining_the_inbox(projects, annotators, app, run_jobs):
+    projects.live(items=8, per_task=2, overlap=2)
     ana, ben = annotators(2)
+    for _ in range(3):  # three of the four micro-tasks finish; one scoring job is queued for them all
+        for person in (ana, ben):
+            assert person.submit(person.next().get_json()).status_code == 200
+    with app.app_context():
+        from annotate.queue import queue
+        from annotate.services.work import dispatcher
+
+        queued = [job.func_name for job in queue().get_jobs()]
+        assert queued.count("tasks.jobs.score_finished") == 1 and "tasks.jobs.score_micro_task" not in queued
+        done = sorted(db.session.scalars(select(MicroTask.id).where(MicroTask.status == "done")))
+        assert len(done) == 3 and dispatcher().finished_waiting() == 3
+        db.session.rollback()
+    run_jobs()
+    with app.app_context():
+        scored = sorted(db.session.scalars(select(Assignment.micro_task_id).join(AssignmentScore)))
+        assert scored == sorted(done * 2)  # each submission scored once
+        assert dispatcher().finished_waiting() == 0 and not dispatcher().r.exists("s:draining")
+        db.session.rollback()
+    # The next finished micro-task queues a new job, as none drains the inbox now.
     for person in (ana, ben):
         assert person.submit(person.next().get_json()).status_code == 200
     with app.app_context():
         from annotate.queue import queue
 
-        assert any(job.func_name == "tasks.jobs.score_micro_task" for job in queue().get_jobs())
-        mt = db.session.query(MicroTask).filter_by(is_qualification=False).first()
-        assert (mt.status, mt.submitted, mt.taken) == ("done", 2, 2)
+        assert [job.func_name for job in queue().get_jobs()].count("tasks.jobs.score_finished") == 1
+
+
+def test_a_micro_task_whose_scoring_fails_gets_a_job_of_its_own(projects, annotators, app, run_jobs, monkeypatch):
+    projects.live(items=4, per_task=2, overlap=1)
+    (ana,) = annotators(1)
+    for _ in range(2):
+        assert ana.submit(ana.next().get_json()).status_code == 200
+    with app.app_context():
+        first, second = sorted(db.session.scalars(select(MicroTask.id).where(MicroTask.status == "done")))
+        db.session.rollback()
+    from annotate.services import scoring
+
+    real = scoring.score_micro_task
+
+    def broken_on_first(micro_task_id):
+        if micro_task_id == first:
+            raise RuntimeError("the scorer broke")
+        return real(micro_task_id)
+
+    monkeypatch.setattr(scoring, "score_micro_task", broken_on_first)
+    from tasks import jobs
+
+    with app.app_context():
+        assert jobs.score_finished() == 1  # the other one is scored all the same
+        from annotate.queue import queue
+
+        own = [job.args for job in queue().get_jobs() if job.func_name == "tasks.jobs.score_micro_task"]
+        assert own == [(first,)]
+        assert db.session.scalar(select(func.count()).select_from(AssignmentScore)
+                                 .join(Assignment).where(Assignment.micro_task_id == second)) == 1
+        db.session.rollback()
+
+
+def test_a_rebuild_puts_finished_unscored_micro_tasks_back_in_the_inbox(projects, annotators, app, run_jobs):
+    projects.live(items=2, per_task=2, overlap=1)
+    (ana,) = annotators(1)
+    assert ana.submit(ana.next().get_json()).status_code == 200
+    with app.app_context():
+        from annotate.services import work
+
+        redis.client.flushdb()  # Redis restarts empty: the inbox and the queued job are gone
+        assert work.rebuild()["unscored"] == 1
+        assert work.dispatcher().finished_waiting() == 1
+    run_jobs()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AssignmentScore)) == 1
+        db.session.rollback()
 
 
 def test_qualification_comes_first_and_decides_access(projects, annotators, app):

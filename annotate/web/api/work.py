@@ -1,22 +1,28 @@
-"""The annotator's API: ask for work, submit it, keep the lease alive, skip."""
+"""The annotator's API: ask for work, submit it, keep the lease alive, skip.
+
+These views answer the browser session; calls with a token are answered in
+front of Flask, the same way (annotate.web.work_lane).
+"""
 from __future__ import annotations
 
-from flask import jsonify, request
+from typing import Any
+
+from flask import Response, request
 from flask_login import current_user
 
 from ...services import work
 from ...services.errors import Invalid
 from ..access import annotator_only
+from ..work_lane import dump_json, parse_object
 from . import bp
 
 
 def _json_object() -> dict:
-    body = request.get_json(silent=True)
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object")
-    return body
+    return parse_object(request.get_data())
+
+
+def _json(payload: Any) -> Response:
+    return Response(dump_json(payload), mimetype="application/json")
 
 
 @bp.route("/work/next", methods=["POST"])
@@ -28,24 +34,24 @@ def next_work():
     assignment = work.next_assignment(current_user.id, int(project) if project else None)
     if assignment is None:
         return "", 204
-    return jsonify(assignment)
+    return _json(assignment)
 
 
 @bp.route("/work/<int:assignment_id>/submit", methods=["POST"])
 @annotator_only
 def submit(assignment_id: int):
     body = _json_object()
-    return jsonify(work.submit(current_user.id, assignment_id, body.get("annotations")))
+    return _json(work.submit(current_user.id, assignment_id, body.get("annotations")))
 
 
 @bp.route("/work/<int:assignment_id>/heartbeat", methods=["POST"])
 @annotator_only
 def heartbeat(assignment_id: int):
-    return jsonify(work.heartbeat(current_user.id, assignment_id))
+    return _json(work.heartbeat(current_user.id, assignment_id))
 
 
 @bp.route("/work/<int:assignment_id>/skip", methods=["POST"])
 @annotator_only
 def skip(assignment_id: int):
     work.skip(current_user.id, assignment_id, str(_json_object().get("reason", "")))
-    return jsonify({"assignment_id": assignment_id, "status": "skipped"})
+    return _json({"assignment_id": assignment_id, "status": "skipped"})
