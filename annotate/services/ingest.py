@@ -477,8 +477,7 @@ def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, 
     next_progress = PROGRESS_EVERY
     for index, entry in enumerate(job.params["files"]):
         name, fmt = entry["name"], entry["format"]
-        source = _Source(name, entry.get("json_list", False))
-        found.sources.append(source)
+        found.sources.append(_Source(name, entry.get("json_list", False)))
         with open(entry["path"], "rb") as fh:
             if fmt in ("image", "zip"):
                 if media_key is None:
