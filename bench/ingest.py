@@ -1,11 +1,11 @@
 """Ingestion benchmark: 100,000 text items end to end (upload, background job,
 validation, rows committed), as JSONL and as Label Studio JSON with one
-annotation each, and a ZIP of 1920x1080 JPEGs.
+annotation each, and a ZIP of 1920x1080 JPEGs (photo-like by default).
 
     .venv/bin/python bench/ingest.py                      # SQLite + embedded Redis
-    .venv/bin/python bench/ingest.py --database postgresql+psycopg://postgres@127.0.0.1/test \
+    .venv/bin/python bench/ingest.py --database postgresql+psycopg://postgres@127.0.0.1/bench \
         --redis redis://127.0.0.1:6379/14
-    .venv/bin/python bench/ingest.py --images 1000 --workers 2 --only images
+    .venv/bin/python bench/ingest.py --images 1000 --workers 2 --only images [--image-kind noise]
 
 Prints items per second, the CPU seconds of the process that runs the text
 imports (a figure the load of a shared machine changes less than the wall
