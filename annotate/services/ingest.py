@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import time
 import uuid
@@ -83,6 +84,14 @@ def canonical_bytes(data: Any) -> bytes:
         return orjson.dumps(data, option=_SORTED)
     except (TypeError, orjson.JSONEncodeError):
         return _CANONICAL.encode(data).encode("utf-8", "surrogatepass")
+
+
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, by orjson where it can (as `canonical_bytes`)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return _COMPACT.encode(value)
 
 
 def canonical(data: Any) -> str:
@@ -192,7 +201,10 @@ class _Pass:
 
     rows: int = 0
     errors: list[dict] = field(default_factory=list)
-    seen: dict[int, tuple["_Source", int]] = field(default_factory=dict)  # hash -> where first seen
+    # hash -> where first seen, as (file index << 32) | line: a dict of plain
+    # ints is one object to the garbage collector, a dict of tuples 100,000.
+    seen: dict[int, int] = field(default_factory=dict)
+    sources: list["_Source"] = field(default_factory=list)  # by file index
     batch: list[tuple] = field(default_factory=list)  # checked rows not yet spooled
     extras: dict[int, dict] = field(default_factory=dict)
     new_media: list[Path] = field(default_factory=list)
@@ -206,6 +218,10 @@ class _Pass:
             self.errors.append({**where, "message": message})
         else:
             self.stopped = True
+
+    def first_seen(self, digest: int) -> tuple["_Source", int]:
+        place = self.seen[digest]
+        return self.sources[place >> 32], place & 0xFFFFFFFF
 
 
 def run_import(job_id: int) -> None:
@@ -461,7 +477,7 @@ def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, 
     next_progress = PROGRESS_EVERY
     for index, entry in enumerate(job.params["files"]):
         name, fmt = entry["name"], entry["format"]
-        source = _Source(name, entry.get("json_list", False))
+        found.sources.append(_Source(name, entry.get("json_list", False)))
         with open(entry["path"], "rb") as fh:
             if fmt in ("image", "zip"):
                 if media_key is None:
@@ -478,7 +494,7 @@ def _check_all(job: BackgroundJob, project: Project, config, gold: bool, spool, 
                     if isinstance(row, readers.RowError):
                         found.error({"file": name, "line": row.line}, row.message)
                     else:
-                        _check_row(row, source, config, gold, allowed_hosts, spool, found)
+                        _check_row(row, index, config, gold, allowed_hosts, spool, found)
                     if found.stopped:
                         return
                     if found.rows >= next_progress:
@@ -556,8 +572,9 @@ def _all_text(data: dict, keys: tuple[str, ...]) -> bool:
     return True
 
 
-def _check_row(row: readers.Row, source: _Source, config, gold: bool, allowed_hosts: set[str],
+def _check_row(row: readers.Row, index: int, config, gold: bool, allowed_hosts: set[str],
                spool, found: _Pass) -> None:
+    """Check one row of file `index` and queue it for writing, or report it."""
     data = row.data
     keys = found.text_only_keys
     extras, annotations = None, None
@@ -565,7 +582,7 @@ def _check_row(row: readers.Row, source: _Source, config, gold: bool, allowed_ho
     # other gets the full check, with words for what is wrong.
     if (keys is None or gold or row.predictions or row.annotations or type(data) is not dict
             or not _all_text(data, keys)):
-        checked = _check_fully(row, source, config, gold, allowed_hosts, found)
+        checked = _check_fully(row, found.sources[index], config, gold, allowed_hosts, found)
         if checked is None:
             return
         extras, annotations = checked
@@ -575,16 +592,17 @@ def _check_row(row: readers.Row, source: _Source, config, gold: bool, allowed_ho
         raw = canonical_bytes(data)
     if b"\\u0000" in raw or (annotations is not None and "\\u0000" in annotations):
         if _has_nul(data) or _has_nul(row.annotations):  # not a backslash followed by "u0000"
-            found.error(source.where(row.line), "the item holds a NUL character (\\u0000), which cannot be stored")
+            found.error(found.sources[index].where(row.line),
+                        "the item holds a NUL character (\\u0000), which cannot be stored")
             return
     digest = int.from_bytes(_sha256(raw).digest()[:8], "big", signed=True)
     seen = found.seen
-    first = seen.get(digest)
-    if first is not None:
-        found.error(source.where(row.line),
-                    f"duplicate of {first[0].text(first[1])}: the same data is already in this upload")
+    if digest in seen:
+        first, line = found.first_seen(digest)
+        found.error(found.sources[index].where(row.line),
+                    f"duplicate of {first.text(line)}: the same data is already in this upload")
         return
-    seen[digest] = (source, row.line)
+    seen[digest] = (index << 32) | row.line
     found.rows += 1
     found.batch.append((raw.decode("utf-8", "surrogatepass"), digest, annotations))
     if extras:
@@ -622,7 +640,7 @@ def _check_fully(row: readers.Row, source: _Source, config, gold: bool, allowed_
                 extras["predictions"] = [_prediction(p, config, where_text) for p in row.predictions]
                 found.predictions += len(row.predictions)
             if row.annotations:
-                annotations = _COMPACT.encode([_annotation(a, config, where_text) for a in row.annotations])
+                annotations = compact_json([_annotation(a, config, where_text) for a in row.annotations])
                 found.annotations += len(row.annotations)
     except (labelconfig.DataError, labelconfig.ResultError, Invalid) as error:
         message = str(error)
@@ -710,13 +728,17 @@ def _check_existing(project_id: int, found: _Pass) -> None:
                    for i in range(0, len(hashes), size))
     for sql, params in batches:
         for (digest,) in connection.exec_driver_sql(sql, params):
-            source, line = found.seen[digest]
+            source, line = found.first_seen(digest)
             found.error(source.where(line), "duplicate: an item with the same data is already in the project")
     db.session.rollback()
 
 
 def _progress(job_id: int, done: int) -> None:
     with db.transaction() as session:
+        if session.connection().dialect.name == "postgresql":
+            # A progress figure lost in a crash costs nothing (the import
+            # starts over), so its commit need not wait for the disk.
+            session.execute(sa.text("SET LOCAL synchronous_commit = off"))
         session.execute(update(BackgroundJob).where(BackgroundJob.id == job_id).values(done=done))
 
 
@@ -756,27 +778,15 @@ def _write_all(job_id: int, project_id: int, gold: bool, spool, found: _Pass, st
     db.session.rollback()  # end the checking pass's reads
     try:
         with _bulk_transaction(project_id, job_id) as session:
-            dialect = session.connection().dialect
-            # The driver's own executemany (COPY on PostgreSQL): SQLAlchemy's
-            # per-row parameter processing costs more than the insert itself
-            # at this volume. The data goes in as the JSON text already made
-            # for its hash, and the timestamp as the one value the driver takes.
-            if dialect.name == "postgresql":
-                sql = ("COPY item (project_id, data, content_hash, is_gold, import_job_id, imported_annotations, "
-                       "created_at) FROM STDIN")
-            else:
-                sql = ("INSERT INTO item (project_id, data, content_hash, is_gold, import_job_id, "
-                       "imported_annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-            now = process(utcnow()) if process else utcnow()
+            insert = _item_inserter(session, project_id, gold, job_id)
             while True:
                 try:
                     rows, extras = pickle.load(spool)
                 except EOFError:
                     break
-                batch = [(project_id, text, digest, gold, job_id, annotations, now)
-                         for text, digest, annotations in rows]
-                _insert_batch(session, sql, batch, extras, project_id)
+                insert(rows)
+                if extras:
+                    _insert_extras(session, extras, project_id)
             job = session.get(BackgroundJob, job_id)
             job.status = "finished"
             job.done = found.rows
@@ -787,6 +797,50 @@ def _write_all(job_id: int, project_id: int, gold: bool, spool, found: _Pass, st
     except _Duplicates:
         return False
     return True
+
+
+_COLUMNS = "project_id, data, content_hash, is_gold, import_job_id, imported_annotations, created_at"
+_SQLITE_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?").fullmatch
+
+
+def _item_inserter(session: Session, project_id: int, gold: bool, job_id: int):
+    """A function that inserts spooled rows, (data as JSON text, content hash,
+    imported annotations as JSON text or None), in the driver's own bulk path:
+    SQLAlchemy's per-row parameter processing costs more than the insert
+    itself at this volume. What every row of an import shares (project,
+    gold, import, timestamp) is written into the statement once, not bound
+    on each row: a third of SQLite's per-row cost is binding parameters."""
+    connection = session.connection()
+    dialect = connection.dialect
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    now = process(utcnow()) if process else utcnow()
+    if dialect.name == "postgresql":
+        import psycopg
+
+        driver = connection.connection.driver_connection
+        head, middle, tail = f"{project_id:d}\t", f"\t{'t' if gold else 'f'}\t{job_id:d}\t", f"\t{now}\n"
+
+        def insert(rows: list[tuple]) -> None:
+            try:
+                with driver.cursor() as cursor, cursor.copy(f"COPY item ({_COLUMNS}) FROM STDIN") as copy:
+                    copy.write(_copy_text(rows, head, middle, tail))
+            except psycopg.errors.UniqueViolation:
+                raise _Duplicates from None
+        return insert
+
+    if not _SQLITE_TIMESTAMP(now):  # only digits and separators go into the SQL text
+        raise ValueError(f"unexpected timestamp format {now!r}")
+    sql = (f"INSERT INTO item ({_COLUMNS}) "
+           f"VALUES ({project_id:d}, ?, ?, {int(gold):d}, {job_id:d}, ?, '{now}')")
+
+    def insert(rows: list[tuple]) -> None:
+        try:
+            connection.exec_driver_sql(sql, rows)
+        except IntegrityError as error:
+            if "UNIQUE" not in str(error.orig):
+                raise
+            raise _Duplicates from None
+    return insert
 
 
 @contextlib.contextmanager
@@ -828,42 +882,23 @@ def _check_parents(session, project_id: int, job_id: int) -> None:
         raise Conflict("the import was deleted while it ran; nothing was stored")
 
 
-def _copy_text(batch: list[tuple]) -> str:
+def _copy_text(rows: list[tuple], head: str, middle: str, tail: str) -> str:
     """Rows in COPY's text format. Our JSON encoders escape every control
-    character, so a backslash is the only byte COPY needs escaped; what is
-    the same on every row of an import is formatted once."""
-    project_id, _text, _digest, gold, job_id, _annotations, now = batch[0]
-    head, middle, tail = f"{project_id}\t", f"\t{'t' if gold else 'f'}\t{job_id}\t", f"\t{now}\n"
+    character, so a backslash is the only byte COPY needs escaped; `head`,
+    `middle` and `tail` are the columns every row of an import shares."""
     return "".join([
         f"{head}{text.replace(_BACKSLASH, _BACKSLASHES)}\t{digest}{middle}"
         f"{_NULL if annotations is None else annotations.replace(_BACKSLASH, _BACKSLASHES)}{tail}"
-        for _p, text, digest, _g, _j, annotations, _n in batch])
+        for text, digest, annotations in rows])
 
 
 _BACKSLASH, _BACKSLASHES, _NULL = "\\", "\\\\", "\\N"
 
 
-def _insert_batch(session, sql: str, batch: list[tuple], extras: dict[int, dict], project_id: int) -> None:
+def _insert_extras(session: Session, extras: dict[int, dict], project_id: int) -> None:
+    """The gold answers and predictions of the rows just inserted."""
     from ..models import GoldAnswer, Prediction
 
-    connection = session.connection()
-    if sql.startswith("COPY"):
-        import psycopg
-
-        try:
-            with connection.connection.driver_connection.cursor() as cursor, cursor.copy(sql) as copy:
-                copy.write(_copy_text(batch))
-        except psycopg.errors.UniqueViolation:
-            raise _Duplicates from None
-    else:
-        try:
-            connection.exec_driver_sql(sql, batch)
-        except IntegrityError as error:
-            if "UNIQUE" not in str(error.orig):
-                raise
-            raise _Duplicates from None
-    if not extras:
-        return
     ids = dict(session.execute(
         select(Item.content_hash, Item.id).where(Item.project_id == project_id, Item.content_hash.in_(list(extras)))
     ).all())

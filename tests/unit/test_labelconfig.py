@@ -4,6 +4,8 @@ look like against it, and the templates we offer."""
 import copy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annotate.labelconfig import (
     KINDS,
@@ -372,6 +374,34 @@ def test_two_choices_on_a_single_choice_control(config):
 def test_choices_of_the_wrong_shape(config, value, text):
     r = region("sentiment", "text", "choices", {} if value is None else {"choices": value})
     assert str(result_error(config, [r])) == f"item 17, region 0 (id r1): {text}"
+
+
+# Mostly well-formed regions, so that the one wrong thing in them is what is tested.
+_label = st.sampled_from(["Positive", "Negative", "Billing", "Shipping", "x", ""])
+_choice_value = st.one_of(
+    st.fixed_dictionaries({"choices": st.lists(_label, min_size=1, max_size=2)}),
+    st.fixed_dictionaries({"choices": st.lists(_label | st.integers(0, 2) | st.none(), max_size=2)}),
+    st.fixed_dictionaries({"choices": st.sampled_from(["Positive", None, 1, {"a": 1}])}),
+    st.fixed_dictionaries({"choices": st.just(["Positive"]), "sentiment": st.just({"choices": [1]})}),
+    st.fixed_dictionaries({}, optional={"labels": st.just(["Positive"])}),
+)
+_choice_region = st.fixed_dictionaries(
+    {"from_name": st.sampled_from(["sentiment", "topics"]), "to_name": st.sampled_from(["text"] * 5 + ["image"]),
+     "type": st.sampled_from(["choices"] * 5 + ["labels"]), "value": _choice_value},
+    optional={"id": st.just("r1")},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(result=st.lists(_choice_region, max_size=2))
+def test_our_checks_of_choices_refuse_whatever_the_sdk_refuses(config, result):
+    # A result of Choices regions alone is no longer sent to the SDK: ours must be at least as strict.
+    sdk_errors = config.interface.validate_prediction({"result": copy.deepcopy(result)}, return_errors=True)
+    try:
+        validate_result(config, result, "item 1", partial=True)
+    except ResultError:
+        return
+    assert not sdk_errors, sdk_errors
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,19 @@ def test_a_truncated_jpeg_is_damaged(tmp_path):
     assert str(err).startswith("photo.jpg: the image is damaged or truncated (")
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("missing", [2, 200, 0.5])
+def test_a_photo_cut_short_anywhere_is_damaged(tmp_path, fmt, missing):
+    # Pillow's verify() checks nothing in these: the thumbnail's decoding,
+    # at a quarter of the size, reads all of the image data and is the check.
+    out = io.BytesIO()
+    Image.effect_noise((1024, 768), 40).convert("RGB").save(out, fmt)
+    data = out.getvalue()
+    cut = len(data) - (int(len(data) * missing) if missing < 1 else missing)
+    assert str(media_error(data[:cut], tmp_path)).startswith("photo.jpg: the image is damaged or truncated (")
+    assert not any(tmp_path.rglob("*.*"))
+
+
 def test_a_png_with_a_bad_checksum_is_damaged(tmp_path):
     data = bytearray(image_bytes("PNG"))
     data[-20] ^= 0xFF  # inside the last IDAT chunk

@@ -139,6 +139,14 @@ def test_jsonl_takes_what_the_standard_library_takes_beyond_the_fast_parser():
     assert rows[3] == (4, {"text": "\u00e9t\u00e9 \u00e9"})
 
 
+@pytest.mark.parametrize("number", [-(2**63) - 1, 2**64, -(10**19), 2**63 - 1, -(2**63), 2**64 - 1])
+def test_jsonl_keeps_integers_beyond_64_bits_exact(number):
+    # orjson would read the first three as floats; -(2**63) - 1 has only 19 digits.
+    raw = b'{"text": "n", "n": %d, "m": 12345678}\n' % number
+    assert outcome(read_jsonl(io.BytesIO(raw))) == [(1, {"text": "n", "n": number, "m": 12345678})]
+    assert type(outcome(read_jsonl(io.BytesIO(raw)))[0][1]["n"]) is int
+
+
 def test_jsonl_a_byte_order_mark_is_ignored():
     assert outcome(read_jsonl(io.BytesIO(b'\xef\xbb\xbf{"text": "a"}\n'))) == [(1, {"text": "a"})]
 
@@ -246,27 +254,31 @@ task_strategy = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
-    tasks=st.lists(st.tuples(task_strategy, st.booleans(), st.sampled_from([None, 1, 2])), min_size=1, max_size=8),
+    tasks=st.lists(st.tuples(task_strategy, st.booleans(), st.sampled_from([None, None, 1, 2])), min_size=1,
+                   max_size=8),
+    separators=st.lists(st.sampled_from([",\n", "\n,", ", ", ",\n\n"]), min_size=7, max_size=7),
     piece=st.sampled_from([3, 7, 64, 1 << 20]),
     ascii_only=st.booleans(),
     blank_lines=st.integers(0, 2),
 )
-def test_json_line_numbers_match_where_each_task_starts(tasks, piece, ascii_only, blank_lines):
-    """Whatever the layout (one per line, indented, wrapped in a task) and
-    however the file is cut into pieces, a row's line is its task's line."""
-    parts, expected = [], []
-    line = 2 + blank_lines  # then comes "["
+def test_json_line_numbers_match_where_each_task_starts(tasks, separators, piece, ascii_only, blank_lines):
+    """Whatever the layout (one per line with the comma after or before it,
+    several on a line, indented, wrapped in a task, one layout turning into
+    another) and however the file is cut into pieces, a row's line is its
+    task's line."""
+    document = "\n" * blank_lines + "[\n"
+    expected = []
     for data, wrapped, indent in tasks:
         element = {"data": data} if wrapped else data
         if "data" in data:  # a flat dict may not use the key "data"
             continue
-        text = json.dumps(element, indent=indent, ensure_ascii=ascii_only)
-        parts.append(text)
-        expected.append((line, data))
-        line += text.count("\n") + 1
-    document = "\n" * blank_lines + "[\n" + ",\n".join(parts) + "\n]\n"
+        if expected:
+            document += separators[len(expected) - 1]
+        expected.append((document.count("\n") + 1, data))
+        document += json.dumps(element, indent=indent, ensure_ascii=ascii_only)
+    document += "\n]\n"
     old = readers._JSON_PIECE
     readers._JSON_PIECE = piece
     try:
@@ -274,6 +286,22 @@ def test_json_line_numbers_match_where_each_task_starts(tasks, piece, ascii_only
     finally:
         readers._JSON_PIECE = old
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "text, after",
+    [
+        ('[\n{"text": "a"}\n{"text": "b"}\n]', ["RAISED 3: not valid JSON: a comma or the closing ] must follow a task"]),
+        ('[\n{"text": "a"},\n]', ["RAISED 3: not valid JSON: a comma must be followed by a task, not by ]"]),
+        ('[\n{"text": "a"},\n{"text": "b"}\n]\nxx',
+         [(3, {"text": "b"}), "RAISED 5: not valid JSON: parse error: trailing garbage, near 'xx'"]),
+        ('[\n{"text": "a"}\n', ["RAISED 3: the JSON ends before the list of tasks is closed"]),
+        ('[\n{"text": "a"},\n{"text": "b", "n": 1e999999}\n]',
+         ["RAISED 3: not valid JSON: parse error: numeric (floating point) overflow, near '{\"text\": \"b\", \"n\": 1e999999}'"]),
+    ],
+)
+def test_json_a_list_that_goes_wrong_after_a_task_is_refused_at_its_line(text, after):
+    assert outcome(read_json(b(text))) == [(2, {"text": "a"}), *after]
 
 
 # --- CSV / TSV ----------------------------------------------------------------

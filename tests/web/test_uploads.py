@@ -103,15 +103,19 @@ def test_a_failure_while_writing_stores_nothing(client, project, run_jobs, app, 
     project_id, requester = project(), project.requester
     monkeypatch.setattr(ingest, "BATCH", 10)
     calls = {"n": 0}
-    real = ingest._insert_batch
+    real = ingest._item_inserter
 
-    def fail_on_third_batch(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise OSError("disk full")
-        return real(*args)
+    def failing_on_third_batch(*args):
+        insert = real(*args)
 
-    monkeypatch.setattr(ingest, "_insert_batch", fail_on_third_batch)
+        def insert_or_fail(rows):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError("disk full")
+            insert(rows)
+        return insert_or_fail
+
+    monkeypatch.setattr(ingest, "_item_inserter", failing_on_third_batch)
     response = upload(client, requester, project_id, ("a.txt", "\n".join(f"row {i}" for i in range(50))))
     status = finished(client, requester, response, run_jobs)
     assert status["status"] == "failed" and "internal error" in status["error"]
