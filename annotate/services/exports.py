@@ -548,11 +548,12 @@ def _write_file(session, project: Project, fmt: Format, filters: Filters, target
         with open(target, "wb") as out:
             return converted.write_converted(fmt.name, project.label_config, reader.tasks(), out, workdir,
                                              formats.converter_data_key(project.label_config), media)
+    if fmt.name in ("JSON", "JSON_MIN"):
+        with open(target, "wb", buffering=1 << 20) as binary:
+            if fmt.name == "JSON":
+                return labelstudio.write_json(reader.tasks(), binary)
+            return labelstudio.write_json_min(reader.tasks(), binary, controls)
     with open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-        if fmt.name == "JSON":
-            return labelstudio.write_json(reader.tasks(), out)
-        if fmt.name == "JSON_MIN":
-            return labelstudio.write_json_min(reader.tasks(), out, controls)
         separator = "\t" if fmt.name == "TSV" else ","
         return labelstudio.write_csv(reader.tasks(), out, controls, _data_keys(session, project), separator=separator)
 
