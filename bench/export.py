@@ -20,7 +20,7 @@ label-studio-sdk's converter, which only those import) and the export's own
 cost (the peak minus that); the targets are at least 50,000 annotations/s
 and a peak under 300 MB. The process's lifetime peak (ru_maxrss) is printed
 too: start-up (imports, the app) can reach higher than the export does. On SQLite an export reads
-with an 8 MiB page cache (the connection's 64 MiB is put back afterwards).
+with a 4 MiB page cache on each of its connections (the connection's 64 MiB is put back afterwards).
 The rate is wall time: on a shared machine it moves with the load, so the
 rate per CPU second of the exporting process is printed too, and with a
 PostgreSQL server on this machine the CPU of the server processes that served

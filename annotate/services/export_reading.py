@@ -44,7 +44,7 @@ PAGE = 1000  # items between progress reports, and per look-up of predictions or
 STREAM_ROWS = 2000  # rows PostgreSQL sends at a time
 MAX_IDS = 100_000
 PARSED_RESULTS = 4096  # distinct annotation results kept parsed while reading
-EXPORT_PAGE_CACHE_KIB = 8192
+EXPORT_PAGE_CACHE_KIB = 4096  # per connection: an export reads on two at most
 
 
 # --- filters -------------------------------------------------------------------------
@@ -469,9 +469,11 @@ def consensus_rows(connection: Connection, project: Project, filters: Filters,
 
 
 class PageCache:
-    """On SQLite, read with an 8 MiB page cache instead of the connection's 64 MiB: an
+    """On SQLite, read with a 4 MiB page cache instead of the connection's 64 MiB: an
     export reads each page of the database once, so a large cache only holds pages it
-    will not read again (64 MiB of a million-annotation export's peak memory).
+    will not read again (64 MiB of a million-annotation export's peak memory). An export
+    reads on two connections at most (its own, and the session's for look-ups a page at
+    a time), so it holds no more cache than one connection at 8 MiB did.
 
     `shrink` runs on the export's own connection when it opens, and before each page's
     look-ups on whichever pooled connection the session holds then (a progress update
