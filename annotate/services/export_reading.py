@@ -168,8 +168,13 @@ def _work(project_id: int, filters: Filters):
 
 @contextlib.contextmanager
 def read_connection() -> Iterator[Connection]:
-    """A connection of the export's own, for `stream`; on SQLite with a small page cache."""
+    """A connection of the export's own, for `stream`: on SQLite with a small page
+    cache, on PostgreSQL without parallel workers. The rows are taken at the pace the
+    file is written, so workers would only sort everything before the first row, on
+    cores the writer needs (and out of the few the whole server has for them)."""
     with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")  # ends with the read
         cache = PageCache(connection.dialect.name)
         cache.shrink(connection)
         try:

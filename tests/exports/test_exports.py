@@ -414,3 +414,17 @@ def test_an_export_reads_sqlite_with_a_small_page_cache_and_gives_the_connection
         cache.restore()
         assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == own
         session.rollback()
+
+
+def test_an_export_reads_postgresql_without_parallel_workers_and_leaves_the_pool_as_it_was(app):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            return  # SQLite has no parallel workers
+        with db.engine.connect() as connection:
+            default = connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
+        with export_reading.read_connection() as connection:
+            assert connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == "0"
+            raw = connection.connection.dbapi_connection
+        with db.engine.connect() as connection:  # the pool hands the same connection out again
+            assert connection.connection.dbapi_connection is raw
+            assert connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == default != "0"
