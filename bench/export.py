@@ -20,9 +20,13 @@ label-studio-sdk's converter, which only those import) and the export's own
 cost (the peak minus that); the targets are at least 50,000 annotations/s
 and a peak under 300 MB. The process's lifetime peak (ru_maxrss) is printed
 too: start-up (imports, the app) can reach higher than the export does. On SQLite an export reads
-with an 8 MiB page cache (the connection's 64 MiB is put back afterwards).
+with a 4 MiB page cache on each of its connections (the connection's 64 MiB is put back afterwards).
 The rate is wall time: on a shared machine it moves with the load, so the
-rate per CPU second of the exporting process is printed too. COCO writes
+rate per CPU second of the exporting process is printed too, and with a
+PostgreSQL server on this machine the CPU of the server processes that served
+the export and the rate per CPU second of both (the export writes while the
+server sends the next rows, so on an idle machine with two cores or more the
+wall time comes near the larger of the two, not their sum). COCO writes
 one label set per item (its consensus), so it also prints the COCO
 annotations (boxes) written.
 """
@@ -41,7 +45,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memory import memory_mib, reset_peak  # noqa: E402  (bench/ is on the path when run as a script)
+from cpu import cpu_seconds  # noqa: E402  (bench/ is on the path when run as a script)
+from memory import memory_mib, reset_peak  # noqa: E402
 from people import fresh_schema_with_people  # noqa: E402
 
 CONFIG = """<View><Text name="text" value="$text"/>
@@ -154,8 +159,22 @@ def _project(kind: str, requester: int, team: int, first: int, annotations: int,
     return project, count
 
 
+def server_cpu(session) -> dict[int, float] | None:
+    """CPU seconds so far of each PostgreSQL server process serving this database, when
+    the server runs on this machine (its processes are in /proc); None on SQLite or a remote server."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    pids = session.scalars(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
+    if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+        return None
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
 def run_one(database: str, folder: Path, requester: int, project: int, fmt: str) -> dict:
     """In this (fresh) process: write one export through the service, as the background job does."""
+    from annotate.extensions import db
     from annotate.services import exports
 
     app = make_app(database, folder)
@@ -166,9 +185,14 @@ def run_one(database: str, folder: Path, requester: int, project: int, fmt: str)
         gc.collect()
         reset_peak()
         baseline = memory_mib()["VmRSS"]
+        # The server's own work: the processes serving the export's connections (one opens during it).
+        server_before = server_cpu(db.session)
         started, cpu = time.perf_counter(), time.process_time()
         download = exports.export_now(requester, project, fmt, exports.Filters())
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_after = server_cpu(db.session)
+        server = (None if server_before is None or server_after is None else
+                  sum(used - server_before.get(pid, 0.0) for pid, used in server_after.items()))
         peak = memory_mib()["VmHWM"]
         size = download.path.stat().st_size
         boxes = None
@@ -185,7 +209,8 @@ def run_one(database: str, folder: Path, requester: int, project: int, fmt: str)
                     elif inside and line.startswith(b"]"):
                         break
         download.path.unlink()
-    return {"format": fmt, "seconds": seconds, "cpu_seconds": cpu, "bytes": size, "boxes": boxes,
+    return {"format": fmt, "seconds": seconds, "cpu_seconds": cpu, "server_cpu_seconds": server, "bytes": size,
+            "boxes": boxes,
             "baseline_mib": baseline, "peak_mib": peak,
             "startup_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -221,8 +246,14 @@ def main() -> None:
             ok = rate >= TARGET_RATE and figures["peak_mib"] < TARGET_MIB
             failed |= not ok
             boxes = "" if figures["boxes"] is None else f" ({figures['boxes']:,} COCO boxes)"
+            server = figures["server_cpu_seconds"]
+            cpu = f"{figures['cpu_seconds']:.1f} s CPU = {annotations / figures['cpu_seconds']:,.0f}/s of CPU time"
+            if server is not None:
+                both = figures["cpu_seconds"] + server
+                cpu += (f"; PostgreSQL's CPU {server:.1f} s; both {both:.1f} s = "
+                        f"{annotations / both:,.0f}/s of their CPU time")
             print(f"{figures['format']:>13}: {annotations:,} annotations in {figures['seconds']:.1f} s = "
-                  f"{rate:,.0f} annotations/s ({annotations / figures['cpu_seconds']:,.0f}/s of CPU time), "
+                  f"{rate:,.0f} annotations/s ({cpu}), "
                   f"{figures['bytes'] / 1e6:,.0f} MB written{boxes}, peak memory "
                   f"{figures['peak_mib']:.0f} MiB = {figures['baseline_mib']:.0f} MiB before it began + "
                   f"{figures['peak_mib'] - figures['baseline_mib']:.0f} MiB the export's own "

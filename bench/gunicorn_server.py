@@ -32,7 +32,10 @@ class Port(int):
     server_pid: int
 
     def cpu_seconds(self) -> float:
-        return sum(_cpu_seconds(pid) for pid in [self.server_pid, *_children(self.server_pid)])
+        # Imported here: gunicorn also reads this file as its config, where bench/ is not on the path.
+        from cpu import cpu_seconds
+
+        return sum(cpu_seconds(pid) for pid in [self.server_pid, *_children(self.server_pid)])
 
 
 def _children(pid: int) -> list[int]:
@@ -40,14 +43,6 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # gone
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 @contextlib.contextmanager

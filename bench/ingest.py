@@ -35,6 +35,7 @@ from annotate import create_app  # noqa: E402
 from annotate.extensions import db, redis  # noqa: E402
 from annotate.models import Base, Item  # noqa: E402
 from annotate.services import accounts, ingest, projects, teams  # noqa: E402
+from cpu import cpu_seconds  # noqa: E402  (bench/ is on the path when run as a script)
 
 TEXT_CONFIG = """<View><Text name="text" value="$text"/>
 <Choices name="sentiment" toName="text" choice="single">
@@ -240,11 +241,8 @@ def bench_images(app, folder: Path, n: int, workers: int, kind: str) -> None:
 
 def children_cpu(procs: list[subprocess.Popen]):
     """CPU seconds of each worker and the horses it forked and reaped (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
     for p in procs:
-        fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # utime, stime, cutime, cstime: fields 14-17 of stat(5), counted after the name
-        yield sum(int(v) for v in fields[11:15]) / tick
+        yield cpu_seconds(p.pid, reaped_children=True)
 
 
 def main() -> None:

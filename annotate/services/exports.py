@@ -1,10 +1,10 @@
 """Dataset exports: a project's items, annotations and consensus, as files.
 
 `start_export` records a background job (a `BackgroundJob` of kind "export")
-and queues it after the commit; `run_export`, the job, pages through the
-project's items by id (keyset pagination), loads each page's annotations,
-hands the tasks to a streaming writer of `exports/` and records progress,
-so no export holds the whole project in memory. The finished file lives
+and queues it after the commit; `run_export`, the job, reads the project's
+items with their annotations in id order (`export_reading`), hands the tasks
+to a streaming writer of `exports/` and records progress, so no export holds
+the whole project in memory. The finished file lives
 under EXPORT_ROOT until EXPORT_TTL_SECONDS have passed (`expire_exports`
 removes it). `export_now` writes the same file before answering, for Label
 Studio's synchronous export endpoint.
@@ -42,125 +42,40 @@ import logging
 import os
 import secrets
 import shutil
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from flask import current_app
-from sqlalchemy import String, Text, cast, func, or_, select, text, type_coerce, update
+from sqlalchemy import select, update
 
 from exports import consensus as consensus_file
 from exports import converted, formats, labelstudio
 from exports.formats import Format, Offer
-from exports.labelstudio import Written, loads
+from exports.labelstudio import Written
 from exports.media import MediaFiles
 from exports.pseudonyms import Pseudonyms
 
 from ..extensions import db
 from ..labelconfig import parse_config
-from ..models import (Annotation, Assignment, BackgroundJob, GoldAnswer, Item, ItemScore, MicroTask, MicroTaskItem,
-                      Prediction, Project, User, utcnow)
+from ..models import BackgroundJob, Project, User, utcnow
 from ..queue import enqueue
 from . import projects
 from .errors import DomainError, Invalid, NotFound
+from .export_reading import Filters, PageCache, TaskReader, consensus_rows, count_items, data_keys, read_connection
 
 log = logging.getLogger(__name__)
 
-PAGE = 1000
 PROGRESS_EVERY = 10_000
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
-MAX_IDS = 100_000
-ASSIGNMENTS_AT_ONCE = 5000
-PARSED_RESULTS = 4096  # distinct annotation results kept parsed while reading
 # A synchronous export's file is removed when its response closes; files a crash left go after a day.
 STALE_TEMPORARY_SECONDS = 24 * 3600
 
 
 class Gone(DomainError):
     status = 410
-
-
-# --- filters -------------------------------------------------------------------------
-
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise Invalid(f"{name} must be true or false, not {value!r}", field=name)
-
-
-@dataclass(frozen=True)
-class Filters:
-    only_finished: bool = False
-    only_approved: bool = False
-    min_confidence: float | None = None
-    annotated_only: bool = False
-    item_ids: tuple[int, ...] | None = None
-
-    @classmethod
-    def check(cls, raw: Mapping[str, Any]) -> "Filters":
-        """Filters from form, query or JSON values; Invalid names the bad field."""
-        confidence = raw.get("min_confidence")
-        if confidence in (None, ""):
-            confidence = None
-        else:
-            try:
-                if isinstance(confidence, bool):
-                    raise ValueError
-                confidence = float(confidence)
-            except (TypeError, ValueError):
-                raise Invalid(f"min_confidence must be a number between 0 and 1, not {confidence!r}",
-                              field="min_confidence") from None
-            if not 0.0 <= confidence <= 1.0:
-                raise Invalid(f"min_confidence must be between 0 and 1, not {confidence:g}", field="min_confidence")
-        ids = raw.get("ids")
-        if ids in (None, "", []):
-            ids = None
-        else:
-            if isinstance(ids, (str, int)):
-                ids = [ids]
-            try:
-                ids = tuple(sorted({int(part) for value in ids for part in str(value).split(",") if part.strip()}))
-            except (TypeError, ValueError):
-                raise Invalid("ids must be item ids", field="ids") from None
-            if len(ids) > MAX_IDS:
-                raise Invalid(f"at most {MAX_IDS} ids at once", field="ids")
-        return cls(only_finished=_flag(raw.get("only_finished"), "only_finished"),
-                   only_approved=_flag(raw.get("only_approved"), "only_approved"),
-                   min_confidence=confidence, annotated_only=_flag(raw.get("annotated_only"), "annotated_only"),
-                   item_ids=ids)
-
-    def as_params(self) -> dict[str, Any]:
-        return {"only_finished": self.only_finished, "only_approved": self.only_approved,
-                "min_confidence": self.min_confidence, "annotated_only": self.annotated_only,
-                "ids": list(self.item_ids) if self.item_ids is not None else None}
-
-    @property
-    def work_only(self) -> bool:
-        return self.only_finished or self.only_approved
-
-    def describe(self) -> str:
-        parts = []
-        if self.only_finished:
-            parts.append("only finished micro-tasks")
-        if self.only_approved:
-            parts.append("only approved work")
-        if self.min_confidence is not None:
-            parts.append(f"consensus confidence at least {self.min_confidence:g}")
-        if self.annotated_only:
-            parts.append("only annotated items")
-        if self.item_ids is not None:
-            parts.append(f"{len(self.item_ids)} chosen items")
-        return ", ".join(parts) or "all items"
 
 
 # --- formats ----------------------------------------------------------------------------
@@ -189,278 +104,8 @@ def _offered(project: Project, name: Any) -> Format:
     return offer.format
 
 
-# --- reading the project page by page ---------------------------------------------------------
-
-
-def _item_filters(stmt, filters: Filters):
-    # Each subquery correlates to Item alone: the consensus file's query also joins ItemScore.
-    if filters.item_ids is not None:
-        stmt = stmt.where(Item.id.in_(filters.item_ids))
-    if filters.min_confidence is not None:
-        stmt = stmt.where(or_(
-            select(ItemScore.item_id).where(ItemScore.item_id == Item.id,
-                                            ItemScore.confidence >= filters.min_confidence).correlate(Item).exists(),
-            select(GoldAnswer.item_id).where(GoldAnswer.item_id == Item.id).correlate(Item).exists()))
-    if filters.only_finished:
-        stmt = stmt.where(select(MicroTaskItem.item_id).join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
-                          .where(MicroTaskItem.item_id == Item.id, MicroTask.status == "done").correlate(Item).exists())
-    if filters.only_approved:
-        stmt = stmt.where(select(Annotation.id).join(Assignment, Assignment.id == Annotation.assignment_id)
-                          .where(Annotation.item_id == Item.id, Assignment.status == "submitted",
-                                 Assignment.decision == "approved").correlate(Item).exists())
-    return stmt
-
-
-def _count_items(session, project_id: int, filters: Filters) -> int:
-    stmt = _item_filters(select(func.count(Item.id)).where(Item.project_id == project_id), filters)
-    return session.scalar(stmt) or 0
-
-
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
-
-
-# Pages are read with SQLAlchemy's per-row JSON and timestamp processing turned
-# off (`_raw`, JSON as text), and converted by `_json` and `_moment` instead: at a
-# million annotations that processing costs more than writing the file.
-def _raw(column):
-    return type_coerce(column, String)
-
-
-def _json(value: Any) -> Any:
-    # SQLite hands back JSON text; psycopg has already decoded JSONB.
-    return loads(value) if isinstance(value, str) else value
-
-
-def _moment(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if "T" in value:  # made by PostgreSQL, see _Reader._moment_text
-            return value
-        return value.replace(" ", "T", 1) + "+00:00"  # SQLite keeps naive UTC text: "2026-01-31 23:59:59.123456"
-    return value.astimezone(dt.UTC).isoformat()
-
-
-class _Reader:
-    """Pages of a project's items as Label Studio tasks."""
-
-    def __init__(self, session, project: Project, filters: Filters, *, pseudonyms: Pseudonyms,
-                 predictions: bool = False, label_sets: bool = False,
-                 on_page: Callable[[int], None] | None = None,
-                 before_page: Callable[[], None] | None = None) -> None:
-        self.session = session
-        self.project = project
-        self.filters = filters
-        self.pseudonyms = pseudonyms
-        self.predictions = predictions
-        self.label_sets = label_sets
-        self.on_page = on_page
-        self.before_page = before_page
-        self.items_read = 0
-        self.postgres = session.get_bind().dialect.name == "postgresql"
-        # Results repeat (a classification project has as many distinct ones as labels):
-        # each distinct JSON text is parsed once and the result shared, read-only.
-        self._parsed: dict[str, Any] = {}
-
-    def _json_text(self, column):
-        # JSON as text on both back ends: parsed here (faster than psycopg's loader), results once each.
-        return cast(column, Text) if self.postgres else _raw(column)
-
-    def _moment_text(self, column):
-        # A timestamp as ISO 8601 text: PostgreSQL writes it (faster than making
-        # and formatting datetimes here); SQLite's stored text is finished by `_moment`.
-        if self.postgres:
-            return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
-        return _raw(column)
-
-    def _result(self, text_: Any) -> Any:
-        if text_.__class__ is not str:
-            return text_
-        parsed = self._parsed.get(text_)
-        if parsed is None:
-            if len(self._parsed) >= PARSED_RESULTS:
-                self._parsed.clear()
-            parsed = self._parsed[text_] = loads(text_)
-        return parsed
-
-    def _items(self, after: int) -> list:
-        if self.before_page is not None:
-            self.before_page()
-        stmt = select(Item.id, self._json_text(Item.data), Item.is_gold, self._json_text(Item.imported_annotations),
-                      self._moment_text(Item.created_at)).where(Item.project_id == self.project.id, Item.id > after)
-        stmt = _item_filters(stmt, self.filters).order_by(Item.id).limit(PAGE)
-        return self.session.connection().execute(stmt).all()
-
-    def _annotations(self, first: int, last: int, only: Sequence[int] | None = None) -> dict[int, list[dict]]:
-        """The page's annotations by item; with `only`, of those items alone."""
-        if only is not None and not only:
-            return {}
-        connection = self.session.connection()
-        # Two indexed look-ups instead of a join: joined, PostgreSQL hashes all
-        # of the project's assignments for every page.
-        stmt = (select(Annotation.item_id, Annotation.id, Annotation.assignment_id, self._json_text(Annotation.result),
-                       Annotation.seconds, self._moment_text(Annotation.created_at))
-                .where(Annotation.item_id >= first, Annotation.item_id <= last)
-                .order_by(Annotation.item_id, Annotation.id))
-        if only is not None:
-            stmt = stmt.where(Annotation.item_id.in_(only))
-        rows = connection.execute(stmt).all()
-        if not rows:
-            return {}
-        wanted = (select(Assignment.id, Assignment.annotator_id, Assignment.decision)
-                  .where(Assignment.project_id == self.project.id, Assignment.status == "submitted"))
-        if self.filters.only_approved:
-            wanted = wanted.where(Assignment.decision == "approved")
-        if self.filters.only_finished:
-            wanted = wanted.join(MicroTask, MicroTask.id == Assignment.micro_task_id).where(MicroTask.status == "done")
-        ids = sorted({row[2] for row in rows})
-        assignments = {}
-        for at in range(0, len(ids), ASSIGNMENTS_AT_ONCE):  # under the databases' limits on bound values
-            batch = ids[at:at + ASSIGNMENTS_AT_ONCE]
-            assignments.update((row[0], row) for row in connection.execute(wanted.where(Assignment.id.in_(batch))))
-        found: dict[int, list[dict]] = {}
-        # The hot loop of an export: one pass per annotation, kept free of calls it can do without.
-        pseudonym, known, parsed, parse, postgres = self.pseudonyms, {}, self._parsed, self._result, self.postgres
-        for item_id, annotation_id, assignment_id, result, seconds, created_at in rows:
-            assignment = assignments.get(assignment_id)
-            if assignment is None:  # not submitted, another project's, or filtered out
-                continue
-            _, annotator_id, decision = assignment
-            # PostgreSQL sent ISO 8601 already; SQLite sent "2026-01-31 23:59:59.123456", naive UTC.
-            moment = created_at if postgres else created_at.replace(" ", "T", 1) + "+00:00"
-            who = known.get(annotator_id)
-            if who is None:
-                who = known[annotator_id] = pseudonym(annotator_id)
-            annotation = {"id": annotation_id, "completed_by": who,
-                          "result": parsed.get(result) or parse(result),
-                          "was_cancelled": False, "ground_truth": False, "created_at": moment, "updated_at": moment,
-                          "lead_time": seconds, "decision": decision}
-            listed = found.get(item_id)
-            if listed is None:
-                found[item_id] = [annotation]
-            else:
-                listed.append(annotation)
-        return found
-
-    def _predictions(self, first: int, last: int) -> dict[int, list[dict]]:
-        found: dict[int, list[dict]] = {}
-        stmt = (select(Prediction.item_id, Prediction.id, _raw(Prediction.result), Prediction.score,
-                       Prediction.model_version, self._moment_text(Prediction.created_at))
-                .join(Item, Item.id == Prediction.item_id)
-                .where(Item.project_id == self.project.id, Prediction.item_id >= first, Prediction.item_id <= last)
-                .order_by(Prediction.item_id, Prediction.id))
-        for item_id, prediction_id, result, score, model_version, created_at in self.session.execute(stmt):
-            found.setdefault(item_id, []).append({"id": prediction_id, "result": _json(result), "score": score,
-                                                  "model_version": model_version, "created_at": _moment(created_at)})
-        return found
-
-    def _consensus(self, first: int, last: int) -> dict[int, list]:
-        # Parsed once per distinct text, as the annotations are: the label sets only read them.
-        found: dict[int, list] = {}
-        connection, parse = self.session.connection(), self._result
-        for item_id, result in connection.execute(
-                select(ItemScore.item_id, self._json_text(ItemScore.consensus)).where(
-                    ItemScore.project_id == self.project.id, ItemScore.item_id >= first, ItemScore.item_id <= last)):
-            found[item_id] = parse(result)
-        for item_id, result in connection.execute(
-                select(GoldAnswer.item_id, self._json_text(GoldAnswer.result)).join(Item, Item.id == GoldAnswer.item_id)
-                .where(Item.project_id == self.project.id, GoldAnswer.item_id >= first, GoldAnswer.item_id <= last)):
-            found[item_id] = parse(result)
-        return found
-
-    def tasks(self) -> Iterator[dict[str, Any]]:
-        after = 0
-        project_id = self.project.id
-        with_imported = not self.filters.work_only
-        while True:
-            rows = self._items(after)
-            if not rows:
-                return
-            first, after = rows[0][0], rows[-1][0]
-            predictions = self._predictions(first, after) if self.predictions else {}
-            if self.label_sets:
-                # An item with a consensus is exported with it alone: its annotations are not read.
-                consensus = self._consensus(first, after)
-                ours = self._annotations(first, after, [row[0] for row in rows if not consensus.get(row[0])])
-            else:
-                consensus, ours = {}, self._annotations(first, after)
-            for item_id, data, is_gold, imported, created_at in rows:
-                data = _json(data)
-                annotations = ours.get(item_id, [])
-                if with_imported and imported is not None:
-                    imported = _json(imported)
-                    if imported:
-                        annotations = [{**entry, "imported": True} for entry in imported] + annotations
-                if self.label_sets:
-                    annotations = _label_set(item_id, data, consensus.get(item_id), annotations)
-                if self.filters.annotated_only and not annotations:
-                    continue
-                task = {"id": item_id, "project": project_id, "data": data, "is_gold": bool(is_gold),
-                        "annotations": annotations, "created_at": _moment(created_at)}
-                if self.predictions:
-                    task["predictions"] = predictions.get(item_id, [])
-                    task["total_annotations"] = len(annotations)
-                    task["total_predictions"] = len(task["predictions"])
-                yield task
-            self.items_read += len(rows)
-            if self.on_page is not None:
-                self.on_page(self.items_read)
-
-
-def _label_set(item_id: int, data: Mapping[str, Any], consensus: list | None, annotations: list[dict]) -> list[dict]:
-    """One annotation for the dataset formats: the consensus, else the latest annotation."""
-    if consensus:
-        chosen = {"id": None, "completed_by": "consensus", "result": consensus, "created_at": None}
-    elif annotations:
-        chosen = max(annotations, key=lambda a: (a.get("created_at") or "", a.get("id") or 0))
-    else:
-        return []
-    width, height = data.get("width"), data.get("height")
-    if isinstance(width, int) and isinstance(height, int):
-        # The converter scales boxes by the region's original size: our image import knows it.
-        result = [{"original_width": width, "original_height": height, **region} if isinstance(region, dict)
-                  else region for region in chosen.get("result") or ()]
-        chosen = {**chosen, "result": result}
-    return [chosen]
-
-
-def _data_keys(session, project: Project) -> list[str]:
-    """Every key of the project's items' data, asked of the database."""
-    if session.get_bind().dialect.name == "postgresql":
-        sql = "SELECT DISTINCT jsonb_object_keys(data) FROM item WHERE project_id = :project"
-    else:
-        sql = "SELECT DISTINCT j.key FROM item, json_each(item.data) AS j WHERE item.project_id = :project"
-    keys = set(session.scalars(text(sql), {"project": project.id}))
-    return sorted(keys | set(parse_config(project.label_config).data_keys))
-
-
-def _consensus_rows(session, project: Project, filters: Filters, on_page: Callable[[int], None] | None,
-                    before_page: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
-    after, read = 0, 0
-    while True:
-        if before_page is not None:
-            before_page()
-        stmt = (select(Item.id, _raw(Item.data), Item.is_gold, _raw(ItemScore.consensus), ItemScore.confidence,
-                       ItemScore.agreement, ItemScore.n_annotators, ItemScore.method, _raw(GoldAnswer.result))
-                .outerjoin(ItemScore, ItemScore.item_id == Item.id)
-                .outerjoin(GoldAnswer, GoldAnswer.item_id == Item.id)
-                .where(Item.project_id == project.id, Item.id > after,
-                       or_(ItemScore.item_id.is_not(None), GoldAnswer.item_id.is_not(None))))
-        rows = session.execute(_item_filters(stmt, filters).order_by(Item.id).limit(PAGE)).all()
-        if not rows:
-            return
-        after = rows[-1][0]
-        for item_id, data, is_gold, result, confidence, agreement, n_annotators, method, gold in rows:
-            data = _json(data)
-            if gold is not None:
-                yield consensus_file.row(item_id, data, _json(gold), 1.0, None, None, True, "gold")
-            else:
-                yield consensus_file.row(item_id, data, _json(result), confidence, agreement, n_annotators,
-                                         bool(is_gold), method)
-        read += len(rows)
-        if on_page is not None:
-            on_page(read)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -481,80 +126,52 @@ def _objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-EXPORT_PAGE_CACHE_KIB = 8192
-
-
-class _PageCache:
-    """On SQLite, read with an 8 MiB page cache instead of the connection's 64 MiB: an
-    export reads each page of the database once, so a large cache only holds pages it
-    will not read again (64 MiB of a million-annotation export's peak memory).
-
-    `shrink` runs before each page is read, on whichever pooled connection the session
-    holds then (a progress update commits in between); `restore` puts each connection's
-    own size back, for whoever uses it next."""
-
-    def __init__(self, session) -> None:
-        self.session = session
-        self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.shrunk: dict[int, tuple[Any, int]] = {}
-
-    def shrink(self) -> None:
-        if not self.sqlite:
-            return
-        raw = self.session.connection().connection.dbapi_connection
-        if id(raw) not in self.shrunk:
-            before = raw.execute("PRAGMA cache_size").fetchone()[0]
-            raw.execute(f"PRAGMA cache_size=-{EXPORT_PAGE_CACHE_KIB}")
-            self.shrunk[id(raw)] = (raw, int(before))
-
-    def restore(self) -> None:
-        for raw, before in self.shrunk.values():
-            try:
-                raw.execute(f"PRAGMA cache_size={before}")
-            except sqlite3.ProgrammingError:  # the pool closed it meanwhile: nothing to put back
-                log.debug("an export's connection was closed before its page cache was restored")
-        self.shrunk.clear()
-
-
 def _write(session, project: Project, fmt: Format, filters: Filters, target: Path, *, with_images: bool,
            on_page: Callable[[int], None] | None = None) -> Written:
-    """Write one export of `project` to `target`."""
-    cache = _PageCache(session)
+    """Write one export of `project` to `target`: its rows come from one
+    streamed statement on a connection of its own (see `export_reading`)."""
+    cache = PageCache(session.get_bind().dialect.name)
     try:
-        cache.shrink()  # before the first read: CSV's data keys are a pass over the items of their own
-        with _objects_frozen():
-            return _write_file(session, project, fmt, filters, target, with_images=with_images, on_page=on_page,
-                               before_page=cache.shrink)
+        cache.shrink(session.connection())  # CSV's data keys are a pass over the items of their own
+        with read_connection() as connection, _objects_frozen():
+            return _write_file(session, connection, project, fmt, filters, target, with_images=with_images,
+                               on_page=on_page, before_page=lambda: cache.shrink(session.connection()))
     finally:
         cache.restore()
 
 
-def _write_file(session, project: Project, fmt: Format, filters: Filters, target: Path, *, with_images: bool,
-                on_page: Callable[[int], None] | None, before_page: Callable[[], None] | None = None) -> Written:
-    pseudonyms = Pseudonyms()
+def _write_file(session, connection, project: Project, fmt: Format, filters: Filters, target: Path, *,
+                with_images: bool, on_page: Callable[[int], None] | None,
+                before_page: Callable[[], None] | None = None) -> Written:
     config = parse_config(project.label_config)
     controls = {c.name: c.tag for c in config.controls}
     if fmt.name in ("CONSENSUS_JSONL", "CONSENSUS_CSV"):
-        rows = _consensus_rows(session, project, filters, on_page, before_page)
-        with open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+        # Closed before the connection is given back, also when the writer fails halfway: a
+        # stream left open would still be reading on a connection someone else may hold.
+        with contextlib.closing(consensus_rows(connection, project, filters, on_page)) as rows, \
+                open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             if fmt.name == "CONSENSUS_JSONL":
                 return consensus_file.write_jsonl(rows, out)
             return consensus_file.write_csv(rows, out)
-    reader = _Reader(session, project, filters, pseudonyms=pseudonyms, predictions=fmt.name == "JSON",
-                     label_sets=fmt.converted, on_page=on_page, before_page=before_page)
-    if fmt.converted:
-        media = MediaFiles(current_app.config["MEDIA_ROOT"]) if with_images else None
-        workdir = target.parent / f".work-{target.name}-{uuid.uuid4().hex}"
-        with open(target, "wb") as out:
-            return converted.write_converted(fmt.name, project.label_config, reader.tasks(), out, workdir,
-                                             formats.converter_data_key(project.label_config), media)
-    with open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-        if fmt.name == "JSON":
-            return labelstudio.write_json(reader.tasks(), out)
-        if fmt.name == "JSON_MIN":
-            return labelstudio.write_json_min(reader.tasks(), out, controls)
-        separator = "\t" if fmt.name == "TSV" else ","
-        return labelstudio.write_csv(reader.tasks(), out, controls, _data_keys(session, project), separator=separator)
+    reader = TaskReader(session, connection, project, filters, pseudonyms=Pseudonyms(),
+                        predictions=fmt.name == "JSON", label_sets=fmt.converted, on_page=on_page,
+                        before_page=before_page)
+    keys = data_keys(session, project) if fmt.name in ("CSV", "TSV") else []
+    with contextlib.closing(reader.tasks()) as tasks:
+        if fmt.converted:
+            media = MediaFiles(current_app.config["MEDIA_ROOT"]) if with_images else None
+            workdir = target.parent / f".work-{target.name}-{uuid.uuid4().hex}"
+            with open(target, "wb") as out:
+                return converted.write_converted(fmt.name, project.label_config, tasks, out, workdir,
+                                                 formats.converter_data_key(project.label_config), media)
+        if fmt.name in ("CSV", "TSV"):
+            with open(target, "w", encoding="utf-8", newline="", buffering=1 << 20) as text_out:
+                return labelstudio.write_csv(tasks, text_out, controls, keys,
+                                             separator="\t" if fmt.name == "TSV" else ",")
+        with open(target, "wb", buffering=1 << 20) as out:
+            if fmt.name == "JSON":
+                return labelstudio.write_json(tasks, out)
+            return labelstudio.write_json_min(tasks, out, controls)
 
 
 def _export_root() -> Path:
@@ -750,7 +367,7 @@ def run_export(job_id: int) -> None:
         if job is None:
             return
         job.status, job.started_at, job.done, job.error = "running", utcnow(), 0, None
-        job.total = _count_items(session, project.id, filters)
+        job.total = count_items(session, project.id, filters)
         with_images = bool(job.params.get("with_images"))
     folder = _export_root() / f"project-{project.id}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 
 from annotate.extensions import db
 from annotate.models import User
-from annotate.services import exports
+from annotate.services import export_reading, exports
 from tests.conftest import TEXT_CONFIG, choice
 from tests.exports.conftest import label_all
 
@@ -39,8 +39,7 @@ def pseudonyms_of(tasks):
 
 def test_a_background_export_pages_through_items_records_progress_and_is_downloadable(
         labelled, client, run_jobs, app, monkeypatch):
-    monkeypatch.setattr(exports, "PAGE", 2)  # several pages even for a small project
-    monkeypatch.setattr(exports, "ASSIGNMENTS_AT_ONCE", 1)  # and several look-ups of assignments a page
+    monkeypatch.setattr(export_reading, "PAGE", 2)  # several pages even for a small project
     monkeypatch.setattr(exports, "PROGRESS_EVERY", 2)
     progress = []
     record = exports._progress
@@ -399,13 +398,33 @@ def test_an_export_reads_sqlite_with_a_small_page_cache_and_gives_the_connection
         session = db.session
         if session.get_bind().dialect.name != "sqlite":
             return  # PostgreSQL's buffers are the server's
+        small = -export_reading.EXPORT_PAGE_CACHE_KIB
         own = session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
-        cache = exports._PageCache(session)
-        cache.shrink()
-        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -exports.EXPORT_PAGE_CACHE_KIB
+        assert own != small
+        with export_reading.read_connection() as connection:  # the export's own, for its one long read
+            assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == small
+            raw = connection.connection.dbapi_connection
+        assert raw.execute("PRAGMA cache_size").fetchone()[0] == own
+        cache = export_reading.PageCache("sqlite")  # and the session's, for look-ups a page at a time
+        cache.shrink(session.connection())
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == small
         session.commit()  # a progress update ends the read in between: the next page shrinks the next connection
-        cache.shrink()
-        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == -exports.EXPORT_PAGE_CACHE_KIB
+        cache.shrink(session.connection())
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == small
         cache.restore()
-        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == own != -exports.EXPORT_PAGE_CACHE_KIB
+        assert session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == own
         session.rollback()
+
+
+def test_an_export_reads_postgresql_without_parallel_workers_and_leaves_the_pool_as_it_was(app):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            return  # SQLite has no parallel workers
+        with db.engine.connect() as connection:
+            default = connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
+        with export_reading.read_connection() as connection:
+            assert connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == "0"
+            raw = connection.connection.dbapi_connection
+        with db.engine.connect() as connection:  # the pool hands the same connection out again
+            assert connection.connection.dbapi_connection is raw
+            assert connection.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar() == default != "0"

@@ -7,6 +7,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from label_studio_sdk.converter import Converter
 
 from exports import consensus, labelstudio, money, payroll
@@ -55,7 +57,7 @@ def sdk_convert(tmp_path, tasks, fmt, config=TEXT_CONFIG) -> str:
 
 def test_json_min_has_the_records_label_studio_s_converter_writes(tmp_path):
     tasks = tasks_with_annotations()
-    ours = io.StringIO()
+    ours = io.BytesIO()
     written = labelstudio.write_json_min(tasks, ours, CONTROLS)
     assert json.loads(ours.getvalue()) == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN"))
     assert (written.items, written.records, written.annotations) == (3, 4, 3)
@@ -82,6 +84,17 @@ def _cell(value: str):
         return value
 
 
+CELLS = st.one_of(st.text(), st.integers(), st.floats(), st.booleans(), st.none(), st.decimals(), st.lists(st.none()))
+
+
+@given(st.lists(CELLS, min_size=1, max_size=6), st.sampled_from([",", "\t"]))
+def test_csv_cells_are_what_the_csv_module_writes(values, separator):
+    # Our rows are joined from cells instead of going through the csv module: byte for byte the same.
+    theirs = io.StringIO(newline="")
+    csv.writer(theirs, quoting=csv.QUOTE_NONNUMERIC, delimiter=separator).writerow(values)
+    assert separator.join(map(labelstudio.csv_cell, values)) + "\r\n" == theirs.getvalue()
+
+
 def test_csv_renames_a_data_key_named_like_a_control():
     task = {"id": 1, "data": {"sentiment": "the data", "text": "t"}, "annotations": []}
     out = io.StringIO(newline="")
@@ -91,12 +104,12 @@ def test_csv_renames_a_data_key_named_like_a_control():
 
 
 def test_label_studio_json_is_a_list_with_one_task_per_line():
-    out = io.StringIO()
+    out = io.BytesIO()
     written = labelstudio.write_json(tasks_with_annotations(), out)
     assert [t["id"] for t in json.loads(out.getvalue())] == [1, 2, 3]
-    assert out.getvalue().splitlines()[1].startswith("{\"id\":1,") and len(out.getvalue().splitlines()) == 5
+    assert out.getvalue().splitlines()[1].startswith(b"{\"id\":1,") and len(out.getvalue().splitlines()) == 5
     assert written.annotations == 4
-    empty = io.StringIO()
+    empty = io.BytesIO()
     labelstudio.write_json([], empty)
     assert json.loads(empty.getvalue()) == []
 
@@ -199,10 +212,22 @@ def test_json_min_of_data_whose_keys_clash_with_controls_or_record_keys(tmp_path
               "annotations": [{"id": 9, "completed_by": "ab12", "result": choice("Positive"), "created_at": "c",
                                "lead_time": 1.0}]},
              {"id": 5, "data": {}, "annotations": []}]
-    ours = io.StringIO()
+    ours = io.BytesIO()
     labelstudio.write_json_min(tasks, ours, CONTROLS)
     assert json.loads(ours.getvalue()) == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN"))
     assert json.loads(ours.getvalue())[0]["sentiment"] == "Positive"
+
+
+def test_json_min_of_a_control_named_like_a_record_key(tmp_path):
+    config = TEXT_CONFIG.replace('name="sentiment"', 'name="annotator"')
+    result = [{**choice("Positive")[0], "from_name": "annotator"}]
+    tasks = [{"id": 4, "data": {"text": "t"}, "annotations": [
+        {"id": 9, "completed_by": "ab12", "result": result, "created_at": "c", "lead_time": 1.0}]}]
+    ours = io.BytesIO()
+    labelstudio.write_json_min(tasks, ours, {"annotator": "Choices"})
+    records = json.loads(ours.getvalue())
+    assert records == json.loads(sdk_convert(tmp_path, tasks, "JSON_MIN", config))
+    assert records[0]["annotator"] == "ab12" and ours.getvalue().count(b'"annotator"') == 1
 
 
 BOXES_AND_POLYGONS = """<View><Image name="image" value="$image"/>
