@@ -517,14 +517,15 @@ _TAKE_SLOT = Prepared(update(MicroTask).where(MicroTask.id == sa.bindparam("mt")
 _NEW_LEASE = Prepared(sa.insert(Assignment).returning(Assignment.id),
                       ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at",
                        "active_seconds", "with_predictions"])
-_PAYLOAD_HEAD = Prepared(
+# What a lease shows, in one query: the project's settings on each of the micro-task's items, in
+# order, with their data as JSON text (parsed once, by orjson).
+_LEASE_VIEW = Prepared(
     select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions, MicroTask.is_qualification,
-           Project.unassisted_share, Project.assist, Project.assist_error, Project.prediction_min_score)
-    .join(MicroTask, MicroTask.project_id == Project.id).where(MicroTask.id == sa.bindparam("mt")))
-# Items in the micro-task's order, with their data as JSON text (parsed once, by orjson).
-_ITEMS = Prepared(select(Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
-                  .join(MicroTaskItem, MicroTaskItem.item_id == Item.id)
-                  .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
+           Project.unassisted_share, Project.assist, Project.assist_error, Project.prediction_min_score,
+           Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
+    .select_from(MicroTaskItem).join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+    .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
+    .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
 # The micro-task's predictions, newest first: the workbench starts from the first of an item.
 _PREDICTIONS = Prepared(select(Prediction.id, Prediction.item_id, sa.cast(Prediction.result, sa.Text),
                                Prediction.score, Prediction.model_version)
@@ -539,10 +540,11 @@ def work_payload(assignment: Assignment) -> dict[str, Any]:
 
 def _payload(direct: Direct, assignment_id: int, micro_task_id: int, status: str,
              lease_expires_at: dt.datetime) -> dict[str, Any]:
-    """What an annotator gets with a lease: two indexed queries (three with predictions), as this is the hot path."""
+    """What an annotator gets with a lease: one indexed query (two with predictions), as this is the hot path."""
+    view = direct.execute(_LEASE_VIEW, {"mt": micro_task_id}).fetchall()
     (project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error,
-     bar) = direct.execute(_PAYLOAD_HEAD, {"mt": micro_task_id}).fetchone()
-    rows = direct.execute(_ITEMS, {"mt": micro_task_id}).fetchall()
+     bar) = view[0][:9]
+    rows = [row[9:] for row in view]
     # Qualification work, gold items and the unassisted share never carry predictions (anchoring).
     offered = bool(show_predictions) and not is_qualification
     with_predictions = offered and assist.assisted(assignment_id, unassisted_share)
@@ -618,19 +620,47 @@ class _SubmitHead(NamedTuple):
     status: str
     micro_task_id: int
     project_id: int
-    label_config: str
     show_predictions: bool
     unassisted_share: float
     prediction_min_score: float
     is_qualification: bool
+    label_config: str
+    items: list[tuple[int, bool]]  # (item id, gold) in the micro-task's order
 
 
-_SUBMIT_HEAD = Prepared(
+# An assignment with its project's settings, once a row for each item of its micro-task.
+_SUBMIT_VIEW = Prepared(
     select(Assignment.annotator_id, Assignment.status, Assignment.micro_task_id, Assignment.project_id,
-           Project.label_config, Project.show_predictions, Project.unassisted_share, Project.prediction_min_score,
-           MicroTask.is_qualification)
-    .join(MicroTask, MicroTask.id == Assignment.micro_task_id)
-    .join(Project, Project.id == MicroTask.project_id).where(Assignment.id == sa.bindparam("assignment")))
+           Project.show_predictions, Project.unassisted_share, Project.prediction_min_score,
+           MicroTask.is_qualification, Project.updated_at, MicroTaskItem.item_id, Item.is_gold)
+    .select_from(Assignment).join(MicroTask, MicroTask.id == Assignment.micro_task_id)
+    .join(Project, Project.id == MicroTask.project_id)
+    .join(MicroTaskItem, MicroTaskItem.micro_task_id == Assignment.micro_task_id)
+    .join(Item, Item.id == MicroTaskItem.item_id)
+    .where(Assignment.id == sa.bindparam("assignment")).order_by(MicroTaskItem.position))
+_LABEL_CONFIG = Prepared(select(Project.label_config).where(Project.id == sa.bindparam("project")))
+# (project, its updated_at as the driver gives it) -> label config: a config can be long,
+# and every submit checks against it. A change of the config changes updated_at.
+_label_configs: dict[tuple[int, Any], str] = {}
+LABEL_CONFIGS_KEPT = 1000
+
+
+def _submit_head(direct: Direct, assignment_id: int) -> _SubmitHead | None:
+    rows = direct.execute(_SUBMIT_VIEW, {"assignment": assignment_id}).fetchall()
+    if not rows:
+        return None
+    (annotator_id, status, micro_task_id, project_id, show_predictions, unassisted_share, bar, is_qualification,
+     updated) = rows[0][:9]
+    config = _label_configs.get((project_id, updated))
+    if config is None:
+        config = direct.execute(_LABEL_CONFIG, {"project": project_id}).fetchone()[0]
+        if len(_label_configs) >= LABEL_CONFIGS_KEPT:
+            _label_configs.clear()
+        _label_configs[(project_id, updated)] = config
+    return _SubmitHead(annotator_id, status, micro_task_id, project_id, bool(show_predictions), unassisted_share, bar,
+                       bool(is_qualification), config, [(item_id, bool(gold)) for *_head, item_id, gold in rows])
+
+
 _MARK_SUBMITTED = (update(Assignment).where(Assignment.id == sa.bindparam("assignment"))
                    .values(status="submitted", submitted_at=sa.bindparam("now"), ended_at=sa.bindparam("now"),
                            active_seconds=sa.bindparam("seconds"), decision="pending",
@@ -650,8 +680,6 @@ _COUNT_SUBMISSION = (
                             else_=MicroTask.done_at))
     .returning(MicroTask.status, MicroTask.is_qualification))
 _COUNT_SUBMISSION_PREPARED = Prepared(_COUNT_SUBMISSION)
-_ITEMS_OF = Prepared(select(MicroTaskItem.item_id, Item.is_gold).join(Item, Item.id == MicroTaskItem.item_id)
-                     .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
 
 
 def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[str, Any]:
@@ -660,8 +688,7 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
     d = dispatcher()
     direct = db.direct()
     # The answers are checked before the write transaction, which on SQLite holds the one write lock.
-    row = direct.execute(_SUBMIT_HEAD, {"assignment": assignment_id}).fetchone()
-    head = _SubmitHead(*row) if row is not None else None
+    head = _submit_head(direct, assignment_id)
     if head is None or head.annotator_id != annotator_id:  # someone else's is reported as missing
         raise NotFound(f"no assignment {assignment_id}")
     checked = None if head.status == "submitted" else _checked_answers(direct, head, assignment_id, raw_annotations)
@@ -697,9 +724,10 @@ def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[
         enqueue("tasks.jobs.score_finished", job_id=f"score-finished-{uuid.uuid4().hex}")
     if qualification and qualification["passed"]:
         d.qualify(project_id, annotator_id)
-    if qualification is not None:  # qualification work is paid whether it passed or not
+    if qualification is not None:
+        # Qualification work is paid whether it passed or not; its gold is skill evidence, and a
+        # pass grants the project's skills.
         enqueue("tasks.jobs.score_micro_task", mt_id, job_id=f"score-{mt_id}-{assignment_id}")
-    if qualification is not None:  # its gold is skill evidence; a pass grants the project's skills
         skill_levels.qualification_scored(annotator_id, project_id)
     return payload
 
@@ -708,11 +736,10 @@ def _checked_answers(direct: Direct, head: _SubmitHead, assignment_id: int,
                      raw_annotations: Any) -> tuple[list[dict], bool]:
     """The submitted annotations checked against the config and the micro-task's items, marked
     with the pre-annotations shown; and whether predictions were shown."""
-    items = direct.execute(_ITEMS_OF, {"mt": head.micro_task_id}).fetchall()
-    annotations = _check_annotations(head.label_config, [item_id for item_id, _gold in items], raw_annotations)
-    shown = bool(head.show_predictions) and not head.is_qualification and assist.assisted(assignment_id,
-                                                                                          head.unassisted_share)
-    gold_items = {item_id for item_id, is_gold in items if is_gold}
+    annotations = _check_annotations(head.label_config, [item_id for item_id, _gold in head.items], raw_annotations)
+    shown = head.show_predictions and not head.is_qualification and assist.assisted(assignment_id,
+                                                                                    head.unassisted_share)
+    gold_items = {item_id for item_id, is_gold in head.items if is_gold}
     _mark_predictions(direct, head.micro_task_id, annotations, shown, head.prediction_min_score, gold_items)
     return annotations, shown
 
