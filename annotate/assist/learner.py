@@ -189,6 +189,16 @@ def train(task: TextChoiceTask, vectors: np.ndarray, labels: Sequence[Sequence[s
                    time.perf_counter() - started)
 
 
+def interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy measured on `n` labels: on the 80 labels of a random
+    tenth of 800, a measured 0.60 means anything from 0.49 to 0.70."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def _learnable(y: np.ndarray, multiple: bool) -> bool:
     return bool(y.any()) if multiple else len(set(y.tolist())) >= 2
 

@@ -43,7 +43,9 @@ SCORE_TOLERANCE = 0.02
 # never moved by uncertainty order.
 RANDOM_SAMPLE_SHARE = 0.1
 HELD_OUT_WORDS = (f"measured on the gold answers and the consensus labels of a random {RANDOM_SAMPLE_SHARE:.0%} "
-                  "sample of items (chosen by item id, never by the model), with a model trained on the rest")
+                  "sample of items (chosen by item id, never by the model), with a model trained on the rest; "
+                  "consensus labels are wrong now and then, and a few dozen of them measure roughly: the range "
+                  "is where the true figure lies, 19 times in 20")
 # Consensus from a single answer is that person's raw answer: not a label to learn from.
 MIN_ANSWERS_FOR_TRAINING = 2
 
@@ -185,6 +187,9 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
                                 training_size=trained.training_size, heldout_accuracy=trained.heldout_accuracy,
                                 artifact_path=str(path.relative_to(_model_root())),
                                 details={"seconds": round(trained.seconds, 3), "heldout_size": trained.heldout_size,
+                                         "heldout_interval": (learner.interval(trained.heldout_accuracy,
+                                                                               trained.heldout_size)
+                                                              if trained.heldout_accuracy is not None else None),
                                          "heldout": HELD_OUT_WORDS,
                                          "labels": list(task.labels), "control": task.control,
                                          "features": learner.FEATURES, "classifier": learner.CLASSIFIER})
