@@ -87,6 +87,10 @@ def reform_head(project_id: int, *, head: int = HEAD) -> dict[str, Any]:
         unstarted = (select(MicroTask.id).where(MicroTask.project_id == project_id, MicroTask.status == "open",
                                                 MicroTask.is_qualification.is_(False), MicroTask.taken == 0,
                                                 MicroTask.submitted == 0, _never_given()))
+        # Read before the items, so that the window between reading them and locking the micro-tasks
+        # that move stays as short as it was (a micro-task taken in it makes the round give up).
+        weights = _typicality(session, project, select(MicroTaskItem.item_id)
+                              .where(MicroTaskItem.micro_task_id.in_(unstarted)))
         rows = session.execute(
             select(MicroTaskItem.micro_task_id, MicroTask.seq, MicroTaskItem.position, MicroTaskItem.item_id)
             .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
@@ -104,7 +108,6 @@ def reform_head(project_id: int, *, head: int = HEAD) -> dict[str, Any]:
         head_ids = set(head_ids[:head])
         slots = [(mt, pos) for mt, _seq, pos, _item in rows if mt in head_ids]
         where = {item: (mt, pos) for mt, _seq, pos, item in rows}
-        weights = _typicality(session, project, sorted(where))
         ranked = sorted(where, key=lambda item: (-_doubt(scores, weights, item), item))
         wanted = ranked[:len(slots)]
         incoming = [item for item in wanted if where[item][0] not in head_ids]
