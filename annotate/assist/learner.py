@@ -1,13 +1,14 @@
 """The built-in learner: text classification for `Choices` over `Text`.
 
-TF-IDF over word unigrams and bigrams with complement naive Bayes (one per
-label for multiple choice). It trains in well under two seconds on 10,000
-short texts on two cores and predicts thousands of texts a second, which is
-what a background job between two micro-tasks can afford. No network, no
-GPU: scikit-learn only.
+A logistic regression (one per label for multiple choice) over each text's
+sentence embedding (`annotate.assist.embedding`, computed once per item and
+stored). On the Rotten Tomatoes benchmark it is about 7 points more accurate
+than TF-IDF with naive Bayes at 300 to 500 labels, and refits on 10,000
+labels in well under a second, so a background job can retrain between two
+micro-tasks. No network, no GPU: scikit-learn on stored vectors.
 
-No ORM here: `annotate.services.assist` gathers the labels and stores the
-models and predictions.
+No ORM here: `annotate.services.assist` gathers the labels and vectors and
+stores the models and predictions.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from ..labelconfig import LabelConfig
 MIN_LABELS = 20       # fewer consensus labels than this teach nothing worth showing
 HELD_OUT_SHARE = 0.2  # labels kept back to measure accuracy; the final model sees all
 MIN_HELD_OUT = 5      # fewer held-out labels than this measure nothing
+FEATURES = "all-MiniLM-L6-v2 sentence embeddings"
+CLASSIFIER = "logistic regression"
 
 
 class CannotLearn(ValueError):
@@ -73,6 +76,16 @@ def result_for(task: TextChoiceTask, labels: Sequence[str]) -> list[dict]:
              "value": {"choices": list(labels)}}]
 
 
+def text_of(task: TextChoiceTask, data: dict | None) -> str:
+    """The text the learner reads from an item's data."""
+    value = (data or {}).get(task.data_key)
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+class OutdatedModel(ValueError):
+    """A stored model made by an earlier learner, which reads features this one no longer has."""
+
+
 @dataclass
 class Trained:
     model: object
@@ -82,12 +95,12 @@ class Trained:
     heldout_size: int
     seconds: float
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[list[str], float]]:
-        """(labels, confidence) per text. Confidence is the top class probability for
-        single choice, and the mean certainty of the per-label decisions for multiple."""
-        if not texts:
+    def predict(self, vectors: np.ndarray) -> list[tuple[list[str], float]]:
+        """(labels, confidence) per row of `vectors` (item embeddings). Confidence is the top class
+        probability for single choice, and the mean certainty of the per-label decisions for multiple."""
+        if not len(vectors):
             return []
-        proba = self.model.predict_proba([_text(t) for t in texts])
+        proba = self.model.predict_proba(vectors)
         if self.task.multiple:
             classes = self.task.labels  # the binariser's column order
             chosen = proba >= 0.5
@@ -105,7 +118,7 @@ class Trained:
         import joblib
 
         buffer = io.BytesIO()
-        joblib.dump({"model": self.model, "task": self.task}, buffer)
+        joblib.dump({"model": self.model, "task": self.task, "features": FEATURES}, buffer)
         return buffer.getvalue()
 
     @staticmethod
@@ -113,50 +126,44 @@ class Trained:
         import joblib
 
         loaded = joblib.load(io.BytesIO(raw))
+        if loaded.get("features") != FEATURES:
+            raise OutdatedModel(f"the model reads {loaded.get('features') or 'tf-idf word 1-2 grams'}, "
+                                f"not {FEATURES}: train a new version")
         return Trained(loaded["model"], loaded["task"], 0, None, 0, 0.0)
 
 
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def _pipeline(multiple: bool):
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _classifier(multiple: bool):
+    from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.naive_bayes import ComplementNB
-    from sklearn.pipeline import make_pipeline
 
-    vectoriser = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=200_000,
-                                 strip_accents="unicode")
-    # Complement naive Bayes with light smoothing: on the Rotten Tomatoes benchmark it is as accurate as a
-    # logistic regression (C=8) or more at 500, 2,000 and 10,000 labels, better calibrated, and fits faster.
-    bayes = ComplementNB(alpha=0.3)
-    return make_pipeline(vectoriser, OneVsRestClassifier(bayes) if multiple else bayes)
+    # scikit-learn's default strength (C=1) on unit-length vectors: chosen before looking at the
+    # benchmark's held-out set, and not tuned on it.
+    regression = LogisticRegression(C=1.0, max_iter=1000)
+    return OneVsRestClassifier(regression) if multiple else regression
 
 
-def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[str]], *,
+def train(task: TextChoiceTask, vectors: np.ndarray, labels: Sequence[Sequence[str]], *,
           held_out: Sequence[bool] | None = None, seed: int = 0) -> Trained:
-    """Fit on (text, labels) pairs: measure accuracy on the held-out ones, then refit on everything.
+    """Fit on (vector, labels) pairs: measure accuracy on the held-out ones, then refit on everything.
 
     `held_out` marks the pairs to measure on (at least MIN_HELD_OUT of them, else no accuracy);
     without it a random HELD_OUT_SHARE is. Accuracy is exact match (the whole label set, for
     multiple choice).
     """
-    if len(texts) != len(labels):
-        raise ValueError("texts and labels differ in length")
-    if held_out is not None and len(held_out) != len(texts):
-        raise ValueError("held_out and texts differ in length")
-    if len(texts) < MIN_LABELS:
-        raise CannotLearn(f"{len(texts)} consensus labels so far; the learner needs at least {MIN_LABELS}")
+    if len(vectors) != len(labels):
+        raise ValueError("vectors and labels differ in length")
+    if held_out is not None and len(held_out) != len(labels):
+        raise ValueError("held_out and labels differ in length")
+    if len(labels) < MIN_LABELS:
+        raise CannotLearn(f"{len(labels)} consensus labels so far; the learner needs at least {MIN_LABELS}")
     started = time.perf_counter()
-    texts = [_text(t) for t in texts]
+    vectors = np.asarray(vectors, dtype=np.float32)
     if task.multiple:
         from sklearn.preprocessing import MultiLabelBinarizer
 
         binariser = MultiLabelBinarizer(classes=list(task.labels))
         y = binariser.fit_transform([list(l) for l in labels])
-        present = y.any(axis=0)
-        if present.sum() < 1:
+        if not y.any():
             raise CannotLearn("no label has been chosen yet")
     else:
         y = np.array([l[0] for l in labels])
@@ -164,28 +171,38 @@ def train(task: TextChoiceTask, texts: Sequence[str], labels: Sequence[Sequence[
             raise CannotLearn(f"every consensus label so far is {y[0]!r}; the learner needs two kinds")
 
     if held_out is None:
-        order = np.random.default_rng(seed).permutation(len(texts))
-        cut = int(len(texts) * HELD_OUT_SHARE)
+        order = np.random.default_rng(seed).permutation(len(labels))
+        cut = int(len(labels) * HELD_OUT_SHARE)
         held, kept = order[:cut], order[cut:]
     else:
         mask = np.asarray(held_out, dtype=bool)
         held, kept = np.flatnonzero(mask), np.flatnonzero(~mask)
     accuracy = None
     if len(held) >= MIN_HELD_OUT and len(kept) and _learnable(y[kept], task.multiple):
-        probe = _fit(task, [texts[i] for i in kept], y[kept])
-        guessed = probe.predict([texts[i] for i in held])
+        guessed = _fit(task, vectors[kept], y[kept]).predict(vectors[held])
         if task.multiple:
             accuracy = float(np.mean(np.all(guessed == y[held], axis=1)))
         else:
             accuracy = float(np.mean(guessed == y[held]))
-    model = _fit(task, texts, y)
-    return Trained(model, task, len(texts), accuracy, len(held) if accuracy is not None else 0,
+    model = _fit(task, vectors, y)
+    return Trained(model, task, len(labels), accuracy, len(held) if accuracy is not None else 0,
                    time.perf_counter() - started)
+
+
+def interval(accuracy: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy measured on `n` labels: on the 80 labels of a random
+    tenth of 800, a measured 0.60 means anything from 0.49 to 0.70."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def _learnable(y: np.ndarray, multiple: bool) -> bool:
     return bool(y.any()) if multiple else len(set(y.tolist())) >= 2
 
 
-def _fit(task: TextChoiceTask, texts: list[str], y: np.ndarray):
-    return _pipeline(task.multiple).fit(texts, y)
+def _fit(task: TextChoiceTask, vectors: np.ndarray, y: np.ndarray):
+    # For multiple choice, a label nobody chose yet is predicted constant by OneVsRestClassifier.
+    return _classifier(task.multiple).fit(vectors, y)

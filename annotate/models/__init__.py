@@ -1,6 +1,6 @@
 """The SQLAlchemy models, one module per concept; imported here so the
 metadata is complete wherever `annotate.models` is imported."""
-from .assist import AssistModel, MLBackend, Prediction
+from .assist import AssistModel, ItemEmbedding, MLBackend, Prediction
 from .audit import AuditEntry
 from .base import Base, utcnow
 from .item import GoldAnswer, Item
@@ -16,7 +16,7 @@ from .work import Annotation, Appeal, Assignment, MicroTask, MicroTaskItem
 __all__ = [
     "Annotation", "ApiToken", "Appeal", "AssistModel", "Assignment", "AssignmentScore", "MLBackend",
     "AnnotatorScore", "AuditEntry", "BackgroundJob", "Base", "ContentCategory", "GoldAnswer",
-    "Item", "ItemScore", "LedgerEntry", "Membership", "MicroTask", "MicroTaskItem",
+    "Item", "ItemEmbedding", "ItemScore", "LedgerEntry", "Membership", "MicroTask", "MicroTaskItem",
     "PayrollRun", "Prediction", "Profile", "Project", "ProjectScore", "ProjectSkill",
     "Skill", "SkillLevel", "SkillLevelChange", "Team", "User", "utcnow",
 ]

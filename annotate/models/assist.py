@@ -1,10 +1,11 @@
-"""Model assistance: versioned assist models and the predictions they make."""
+"""Model assistance: versioned assist models, the predictions they make, and the item
+embeddings the built-in learner reads."""
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -38,6 +39,21 @@ class Prediction(Base):
     score: Mapped[float | None]
     model_version: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ItemEmbedding(Base):
+    """An item's text as the built-in learner reads it: a sentence embedding, computed once.
+
+    Derived data, rebuilt on demand: a row whose encoder or text key is not the current one is
+    computed again.
+    """
+
+    __tablename__ = "item_embedding"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id", ondelete="CASCADE"), primary_key=True)
+    encoder: Mapped[str] = mapped_column(String(120))  # annotate.assist.embedding.encoder_id()
+    data_key: Mapped[str] = mapped_column(String(120))  # which field of the item's data was read
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float16, embedding.DIMENSIONS of them
 
 
 class MLBackend(Base):

@@ -29,7 +29,7 @@ from ..labelconfig import parse_config
 from ..models import (Annotation, Assignment, AssignmentScore, AssistModel, GoldAnswer, Item, ItemScore, MicroTask,
                       Prediction, Project, User, utcnow)
 from ..queue import enqueue
-from . import audit, projects
+from . import audit, embeddings, projects
 from .errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,9 @@ SCORE_TOLERANCE = 0.02
 # never moved by uncertainty order.
 RANDOM_SAMPLE_SHARE = 0.1
 HELD_OUT_WORDS = (f"measured on the gold answers and the consensus labels of a random {RANDOM_SAMPLE_SHARE:.0%} "
-                  "sample of items (chosen by item id, never by the model), with a model trained on the rest")
+                  "sample of items (chosen by item id, never by the model), with a model trained on the rest; "
+                  "consensus labels are wrong now and then, and a few dozen of them measure roughly: the range "
+                  "is where the true figure lies, 19 times in 20")
 # Consensus from a single answer is that person's raw answer: not a label to learn from.
 MIN_ANSWERS_FOR_TRAINING = 2
 
@@ -100,24 +102,24 @@ def in_random_sample(item_id: int) -> bool:
 
 
 def _training_pairs(session, project: Project,
-                    task: learner.TextChoiceTask) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Texts and labels to learn from, and which of them measure held-out accuracy: the gold
+                    task: learner.TextChoiceTask) -> tuple[list[int], list[list[str]], list[bool]]:
+    """Items to learn from, their labels, and which of them measure held-out accuracy: the gold
     answers and the consensus labels of the random sample."""
-    texts, labels, held_out = [], [], []
-    consensus = (select(Item.id, Item.data, ItemScore.consensus).join(ItemScore, ItemScore.item_id == Item.id)
+    ids, labels, held_out = [], [], []
+    consensus = (select(Item.id, ItemScore.consensus).join(ItemScore, ItemScore.item_id == Item.id)
                  .where(ItemScore.project_id == project.id, ItemScore.n_annotators >= MIN_ANSWERS_FOR_TRAINING,
                         Item.is_gold.is_(False))
                  .order_by(Item.id))
-    known = (select(Item.id, Item.data, GoldAnswer.result).join(GoldAnswer, GoldAnswer.item_id == Item.id)
+    known = (select(Item.id, GoldAnswer.result).join(GoldAnswer, GoldAnswer.item_id == Item.id)
              .where(Item.project_id == project.id).order_by(Item.id))
     for stmt, gold in ((consensus, False), (known, True)):
-        for item_id, data, result in session.execute(stmt):
+        for item_id, result in session.execute(stmt):
             chosen = learner.choices_in(task, result)
             if chosen:
-                texts.append((data or {}).get(task.data_key))
+                ids.append(item_id)
                 labels.append(chosen)
                 held_out.append(gold or in_random_sample(item_id))
-    return texts, labels, held_out
+    return ids, labels, held_out
 
 
 def trainable_count(session, project_id: int) -> int:
@@ -164,11 +166,14 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
         return {"trained": False, "why": "not enough new consensus labels since the last model"}
     try:
         task = learner.text_choice_task(parse_config(project.label_config))
-        texts, labels, held_out = _training_pairs(session, project, task)
-        session.rollback()  # no transaction held while the model fits
+        ids, labels, held_out = _training_pairs(session, project, task)
         last = _latest_model(session, project_id)
         version = (last.version if last else 0) + 1
-        trained = learner.train(task, texts, labels, held_out=held_out, seed=version)
+        session.rollback()  # no transaction held while texts are encoded and the model fits
+        embeddings.embed_items(project_id, task, ids)  # usually done already, by the refresh after publishing
+        vectors = embeddings.matrix(embeddings.vectors(db.session, task, ids), ids)
+        db.session.rollback()
+        trained = learner.train(task, vectors, labels, held_out=held_out, seed=version)
     except learner.CannotLearn as why:
         session.rollback()
         return {"trained": False, "why": str(why)}
@@ -182,9 +187,12 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
                                 training_size=trained.training_size, heldout_accuracy=trained.heldout_accuracy,
                                 artifact_path=str(path.relative_to(_model_root())),
                                 details={"seconds": round(trained.seconds, 3), "heldout_size": trained.heldout_size,
+                                         "heldout_interval": (learner.interval(trained.heldout_accuracy,
+                                                                               trained.heldout_size)
+                                                              if trained.heldout_accuracy is not None else None),
                                          "heldout": HELD_OUT_WORDS,
                                          "labels": list(task.labels), "control": task.control,
-                                         "features": "tf-idf word 1-2 grams", "classifier": "complement naive Bayes"})
+                                         "features": learner.FEATURES, "classifier": learner.CLASSIFIER})
             session.add(model)
             session.flush()
             model_id = model.id
@@ -232,7 +240,10 @@ def predict_open_items(project_id: int, model_id: int, trained: learner.Trained 
         db.session.rollback()
         if not chunk:
             return {"predicted": predicted, "written": written}
-        guesses = trained.predict([(data or {}).get(trained.task.data_key) for _, data in chunk])
+        ids = [item_id for item_id, _ in chunk]
+        embeddings.embed_items(project_id, trained.task, ids)
+        guesses = trained.predict(embeddings.matrix(embeddings.vectors(db.session, trained.task, ids), ids))
+        db.session.rollback()
         rows = [{"item_id": item_id, "assist_model_id": model_id, "result": learner.result_for(trained.task, labels),
                  "score": confidence, "model_version": version}
                 for (item_id, _), (labels, confidence) in zip(chunk, guesses)]
@@ -322,16 +333,26 @@ def source_of(project_id: int) -> str | None:
 
 
 def refresh(project_id: int) -> dict[str, Any]:
-    """The built-in model predicts items that arrived since it was trained, then retrains if due."""
+    """Every item gets its vector; the built-in model predicts items that arrived since it was
+    trained; then it retrains if due (or at once, when it was made by an earlier learner)."""
     session = db.session
     project = session.get(Project, project_id)
     if project is None or project.assist != "builtin":
         session.rollback()
         return {"predicted": 0}
+    config = project.label_config
     latest = _latest_model(session, project_id, "builtin")
     session.rollback()
-    predicted = predict_open_items(project_id, latest.id, missing_only=True)["predicted"] if latest else 0
-    return {"predicted": predicted, **train_builtin(project_id)}
+    try:
+        task = learner.text_choice_task(parse_config(config))
+    except learner.CannotLearn as why:
+        return {"predicted": 0, "trained": False, "why": str(why)}
+    encoded = embeddings.embed_items(project_id, task)
+    try:
+        predicted = predict_open_items(project_id, latest.id, missing_only=True)["predicted"] if latest else 0
+    except learner.OutdatedModel:
+        return {"encoded": encoded, "predicted": 0, **train_builtin(project_id, force=True)}
+    return {"encoded": encoded, "predicted": predicted, **train_builtin(project_id)}
 
 
 def after_split(project_id: int) -> None:
