@@ -38,15 +38,13 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .currency import minor_digits
 from .pay import hourly_rate, median_seconds
 
 BP = 10_000  # a speed of 10,000 basis points is the usual pace
 MIN_SAMPLES = 3  # scored micro-tasks before a project's own median replaces the estimate
 SPEED_LIMITS = (500, 200_000)  # 20x faster to 20x slower: beyond that the active time is noise
 URGENT_SECONDS = 24 * 3600  # a deadline this close (or past) puts a project before better-paid ones
-# ISO 4217 minor-unit digits where they are not 2 (the web's `money` formats with the same table).
-MINOR_DIGITS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "XPF"), 0),
-                **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND", "IQD", "LYD"), 3)}
 
 
 @dataclass(frozen=True)
@@ -91,8 +89,8 @@ def in_ranking_currency(minor: int, currency: str, ranking: str, rates: Mapping[
     rate = rates.get(currency)
     if rate is None:
         return None
-    value = Fraction(int(minor)) * Fraction(str(rate)) * 10 ** MINOR_DIGITS.get(ranking, 2)
-    return int(value // 10 ** MINOR_DIGITS.get(currency, 2))
+    value = Fraction(int(minor)) * Fraction(str(rate)) * 10 ** minor_digits(ranking)
+    return int(value // 10 ** minor_digits(currency))
 
 
 def due(deadline: dt.datetime | None, now: dt.datetime) -> int:
