@@ -19,7 +19,11 @@ class ConfigError(Exception):
     """A setting that cannot work; the message names the variable."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+# The longest deadline window and retake cooling-off: longer is a unit mistaken (ms for s).
+_MONTH = 30 * 24 * 3600
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -29,6 +33,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}")
     return value
 
 
@@ -128,4 +134,9 @@ def load(instance_path: str | os.PathLike, env: Mapping[str, str] | None = None)
         # at these operator-set rates; pay itself is never converted.
         "RANKING_CURRENCY": _ranking_currency(env, "RANKING_CURRENCY"),
         "RANKING_EXCHANGE_RATES": _exchange_rates(env, "RANKING_EXCHANGE_RATES"),
+        # Matching puts a project whose deadline is this close (or past) before better-paid ones.
+        "DEADLINE_WINDOW_SECONDS": _int(env, "DEADLINE_WINDOW_SECONDS", 24 * 3600, maximum=_MONTH),
+        # A qualification test left unsubmitted (skipped, expired, released) may be taken again this much later.
+        "QUALIFICATION_RETAKE_AFTER_SECONDS": _int(env, "QUALIFICATION_RETAKE_AFTER_SECONDS", 15 * 60,
+                                                   maximum=_MONTH),
     }

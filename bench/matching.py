@@ -22,8 +22,13 @@ rebuilds the dispatch state from SQL, then:
     createdb -h 127.0.0.1 -U postgres bench
     .venv/bin/python bench/matching.py --database postgresql+psycopg://postgres@127.0.0.1/bench \
         --redis redis://127.0.0.1:6379/14
+    .venv/bin/python bench/matching.py --only skills --items 20 --plain-items 100   # the recompute alone
 
-Prints figures; asserts nothing about time.
+`--only` runs some of the phases (load, refresh, skills, day) after the set-up.
+The recompute prints its CPU seconds beside the wall-clock time: this process's
+and, on a PostgreSQL server on this machine, those of the server processes
+serving the database. `BENCH_PROFILE=<file>` writes a cProfile of the second
+recompute. Prints figures; asserts nothing about time.
 """
 from __future__ import annotations
 
@@ -42,11 +47,13 @@ from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path
 
 sys.path.insert(0, str(REPO))
 
+from cpu import cpu_seconds  # noqa: E402
 from dispatch import CONFIG, run_jobs, run_phase  # noqa: E402
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "pt", "nl", "pl"]
 EXCHANGE_RATES = {"EUR": "1.08", "GBP": "1.27"}  # RANKING_EXCHANGE_RATES of the benchmark's app and server
 CATEGORIES = ["violence", "adult", "medical"]
+PHASES = ("load", "refresh", "skills", "day")
 
 
 def _bulk_annotators(session, n: int, skill_ids: list[int], rng: random.Random) -> list[int]:
@@ -189,6 +196,39 @@ def refresh_cost(app) -> None:
           f"itself took {scored * 1000:.1f} ms each); every live project and annotator: {full:.2f} s ({everyone})")
 
 
+def _server_pids(session) -> list[int]:
+    """PostgreSQL server processes serving this database, when they run on this machine."""
+    import sqlalchemy as sa
+
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    pids = session.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).all()
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def _timed(label: str, call, profile: str | None = None):
+    """Run `call`, print its wall-clock and CPU seconds (this process, and the database server's)."""
+    from annotate.extensions import db
+
+    pids = _server_pids(db.session)
+    db.session.rollback()
+    server = {pid: cpu_seconds(pid) for pid in pids}
+    t0, c0 = time.perf_counter(), time.process_time()
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(call)
+        profiler.dump_stats(profile)
+    else:
+        result = call()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    spent = f"{cpu:.2f} s CPU here"
+    if pids:
+        spent += f", {sum(cpu_seconds(pid) - before for pid, before in server.items()):.2f} s in PostgreSQL"
+    print(f"  {label}: {wall:.2f} s ({spent}; {result})")
+
+
 def recompute_after_reestimation(app, annotator_ids: list[int], project_id: int, rng: random.Random) -> None:
     """AnnotatorScores for everyone on a few projects, then one project's all change (what
     reestimate_project does), then the time of recomputing every level."""
@@ -214,18 +254,13 @@ def recompute_after_reestimation(app, annotator_ids: list[int], project_id: int,
                   if (r["annotator_id"], r["project_id"]) not in scored}
         with db.transaction() as session:
             session.execute(sa.insert(AnnotatorScore), list(unique.values()))
-        t0 = time.perf_counter()
-        first = skills.recompute_levels()
-        first_s = time.perf_counter() - t0
+        print(f"\nskill levels: {len(unique):,} annotator scores over {len(project_ids)} projects")
+        _timed("recompute_levels() for everyone, first time", skills.recompute_levels)
         with db.transaction() as session:  # the project-wide re-estimation moves everyone's agreement there
             session.execute(sa.update(AnnotatorScore).where(AnnotatorScore.project_id == project_id)
                             .values(agreement=AnnotatorScore.agreement * 0.8))
-        t0 = time.perf_counter()
-        second = skills.recompute_levels()
-        second_s = time.perf_counter() - t0
-    print(f"\nskill levels: {len(unique):,} annotator scores over {len(project_ids)} projects")
-    print(f"  recompute_levels() for everyone, first time: {first_s:.2f} s ({first})")
-    print(f"  recompute_levels() for everyone after re-estimating one project: {second_s:.2f} s ({second})")
+        _timed("recompute_levels() for everyone after re-estimating one project", skills.recompute_levels,
+               os.environ.get("BENCH_PROFILE"))
 
 
 def simulated_day(app, requester: int, team: int, rng: random.Random, annotators: int = 100,
@@ -289,7 +324,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300, help="offered cycles/s (bench/dispatch.py's default)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=50)
+    parser.add_argument("--only", default=",".join(PHASES),
+                        help=f"the phases to run after the set-up, comma-separated ({', '.join(PHASES)})")
     args = parser.parse_args()
+    only = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = [p for p in only if p not in PHASES]
+    if unknown:
+        parser.error(f"--only: {', '.join(unknown)} is not a phase; the phases are {', '.join(PHASES)}")
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -297,18 +338,22 @@ def main() -> None:
               f"{'a Redis server' if args.redis else 'embedded Redis'}; gunicorn {args.workers} workers x "
               f"{args.threads} threads; {os.cpu_count()} cores in all (shared with other work: figures are noisy)")
         app, settings, plain, keys, annotator_ids, operator, requester, team = prepare(args, folder)
-        think = max(0.0, args.clients / args.rate - 0.01)
-        with gunicorn(settings, folder, args.workers, args.threads) as port:
-            time.sleep(1)
-            run_phase("warm-up (not counted)", port, keys, 0, 5, think=think)
-            run_phase(f"next without a project, matching over {args.projects} projects", port, keys, 0,
-                      args.seconds, think=think)
-            run_phase(f"next?project={plain} (single-project path, same clients)", port, keys, plain,
-                      args.seconds, think=think)
-        refresh_cost(app)
-        recompute_after_reestimation(app, annotator_ids, plain, rng)
-        print("\na simulated day on one project, 100 annotators with Pareto(1.2) activity:")
-        simulated_day(app, requester, team, rng)
+        if "load" in only:
+            think = max(0.0, args.clients / args.rate - 0.01)
+            with gunicorn(settings, folder, args.workers, args.threads) as port:
+                time.sleep(1)
+                run_phase("warm-up (not counted)", port, keys, 0, 5, think=think)
+                run_phase(f"next without a project, matching over {args.projects} projects", port, keys, 0,
+                          args.seconds, think=think)
+                run_phase(f"next?project={plain} (single-project path, same clients)", port, keys, plain,
+                          args.seconds, think=think)
+        if "refresh" in only:
+            refresh_cost(app)
+        if "skills" in only:
+            recompute_after_reestimation(app, annotator_ids, plain, rng)
+        if "day" in only:
+            print("\na simulated day on one project, 100 annotators with Pareto(1.2) activity:")
+            simulated_day(app, requester, team, rng)
 
 
 if __name__ == "__main__":

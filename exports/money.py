@@ -1,13 +1,7 @@
 """Money as text: integer minor units shown as exact decimals, never via float."""
 from __future__ import annotations
 
-# ISO 4217 currencies whose minor unit is not a hundredth.
-MINOR_DIGITS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "XPF"), 0),
-                **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3)}
-
-
-def minor_digits(currency: str) -> int:
-    return MINOR_DIGITS.get(currency, 2)
+from annotate.scoring.currency import minor_digits
 
 
 def decimal_text(minor: int, currency: str) -> str:

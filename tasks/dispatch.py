@@ -13,8 +13,9 @@ the size of a project:
     d:p:{pid}:quals          ZSET of the project's qualification micro-tasks (the first, then one
                              more per retake that needed one), scored by seq
     d:p:{pid}:tried          SET of annotators who submitted a qualification micro-task (pass or fail)
-    d:p:{pid}:again          HASH annotator -> epoch from which one whose test ended unsubmitted
-                             (skipped, expired, released) may take it again
+    d:p:{pid}:again          HASH annotator -> epoch their last qualification attempt ended unsubmitted
+                             (skipped, expired, released); they may take the test again the
+                             cooling-off later
     d:p:{pid}:q              ZSET of open micro-tasks with a free slot, scored
                              STARTED + seq for never-handed-out ones, seq otherwise
                              (started ones first, then age)
@@ -40,14 +41,19 @@ Eligibility (profile, skills, the project's filters and its cap) is checked
 inside the same script that takes the slot, so no change of profile or
 skill can race a hand-out. Without a project, the script orders the projects
 open to the annotator as `annotate.scoring.matching.order_key` does (priority,
-ready before a qualification test, due soon (deadline within URGENT_SECONDS,
-nearest first), expected hourly rate = rate * 10000 / pace, skill margin, id),
-from the values above: a few hash reads per live project.
+ready before a qualification test, due soon (deadline within the deadline
+window, nearest first), expected hourly rate = rate * 10000 / pace, skill
+margin, id), from the values above: a few hash reads per live project.
 
 A qualification test is taken once per attempt: one who skipped it or let it
 expire may take it again after a cooling-off, on a qualification micro-task
 they never had (the script answers `fresh` when none is left, and the caller
 makes one); one who submitted it (passed or failed) never again.
+
+The deadline window and the cooling-off are operators' settings that the
+caller gives `Dispatch` (DEADLINE_WINDOW_SECONDS, QUALIFICATION_RETAKE_AFTER_SECONDS)
+and `next` passes to the script on every call; Redis keeps the facts they are
+applied to (deadlines, when attempts ended), so a new value applies to all at once.
 
 SQL stays the system of record: callers change SQL first and Redis after,
 except when taking a slot, where the SQL write that follows is guarded
@@ -61,11 +67,8 @@ from typing import Iterable
 
 import redis as redis_lib
 
-from annotate.scoring.matching import URGENT_SECONDS  # a deadline this close ranks first (pure, no ORM)
-
 STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
 SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
-RETAKE_AFTER_SECONDS = 15 * 60  # cooling-off before an unsubmitted qualification test may be taken again
 DRAINING_SECONDS = 120  # how long the inbox counts as drained by a scoring job that stopped saying so
 
 _NEXT = """
@@ -74,6 +77,7 @@ local want = ARGV[2]
 local now = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 local urgent = tonumber(ARGV[5])
+local cooling = tonumber(ARGV[6])
 local STARTED = 1000000000000
 if redis.call('EXISTS', 'd:ready') == 0 then return {'rebuild'} end
 if redis.call('SISMEMBER', 'd:blocked', a) == 1 then return {'blocked'} end
@@ -148,12 +152,12 @@ end
 local function test_for(pid)
   local p = 'd:p:' .. pid
   if redis.call('SISMEMBER', p .. ':tried', a) == 1 then return nil end
-  local again = redis.call('HGET', p .. ':again', a)
-  if again and tonumber(again) > now then return nil end
+  local ended = redis.call('HGET', p .. ':again', a)
+  if ended and tonumber(ended) + cooling > now then return nil end
   for _, mt in ipairs(redis.call('ZRANGE', p .. ':quals', 0, -1)) do
     if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return mt end
   end
-  if again then return 'fresh' end
+  if ended then return 'fresh' end
   return nil
 end
 
@@ -260,7 +264,8 @@ if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end
 if redis.call('HGET', 'd:a:' .. a .. ':leases', pid) == mt then redis.call('HDEL', 'd:a:' .. a .. ':leases', pid) end
 local key = 'd:mt:' .. mt
 if redis.call('HGET', key, 'qual') == '1' then
-  -- An unsubmitted test: it may be taken again, on another micro-task, after the cooling-off.
+  -- An unsubmitted test: it may be taken again, on another micro-task, after the cooling-off
+  -- from now (ARGV[4]), the moment the attempt ended.
   redis.call('HSET', 'd:p:' .. pid .. ':again', a, ARGV[4])
   return 1
 end
@@ -358,7 +363,7 @@ class ProjectState:
     kind_skill: int = 0  # the platform's skill for config_kind, 0 if there is none
     deadline: int = 0  # epoch seconds, 0 = none
     tried: tuple[int, ...] = ()  # annotators who submitted a qualification micro-task
-    again: tuple[tuple[int, float], ...] = ()  # (annotator, epoch they may retake the test from)
+    ended: tuple[tuple[int, float], ...] = ()  # (annotator, epoch their last unsubmitted attempt ended)
 
 
 @dataclass(frozen=True)
@@ -403,10 +408,13 @@ def _live_score(priority: int, project_id: int) -> float:
 
 
 class Dispatch:
-    """The dispatch state in one Redis database."""
+    """The dispatch state in one Redis database, handed out with the operators' deadline window
+    and qualification retake cooling-off (seconds)."""
 
-    def __init__(self, client: redis_lib.Redis):
+    def __init__(self, client: redis_lib.Redis, *, deadline_window: int, retake_after: int):
         self.r = client
+        self.deadline_window = deadline_window
+        self.retake_after = retake_after
         self._next = client.register_script(_NEXT)
         self._release = client.register_script(_RELEASE)
         self._finish = client.register_script(_FINISH)
@@ -420,7 +428,8 @@ class Dispatch:
     def next(self, annotator_id: int, project_id: int | None, now: float | None = None,
              scan_limit: int = SCAN_LIMIT) -> Offer:
         now = time.time() if now is None else now
-        answer = self._next(args=[annotator_id, project_id or 0, repr(now), scan_limit, URGENT_SECONDS])
+        answer = self._next(args=[annotator_id, project_id or 0, repr(now), scan_limit, self.deadline_window,
+                                  self.retake_after])
         kind = answer[0].decode()
         if kind in ("none", "blocked", "rebuild"):
             return Offer(kind)
@@ -431,8 +440,8 @@ class Dispatch:
 
     def release(self, micro_task_id: int, annotator_id: int, project_id: int, now: float | None = None) -> bool:
         """Give a slot back; an unsubmitted qualification test starts its cooling-off."""
-        again = (time.time() if now is None else now) + RETAKE_AFTER_SECONDS
-        return bool(self._release(args=[micro_task_id, annotator_id, project_id, repr(again)]))
+        ended = time.time() if now is None else now
+        return bool(self._release(args=[micro_task_id, annotator_id, project_id, repr(ended)]))
 
     def finish(self, micro_task_id: int, annotator_id: int, project_id: int, *, done: bool = False) -> bool:
         """End a submitted lease. `done`: the submit finished the micro-task, which goes in the
@@ -491,8 +500,8 @@ class Dispatch:
                 pipe.sadd(f"{key}:ok", *project.qualified)
             if project.tried:
                 pipe.sadd(f"{key}:tried", *project.tried)
-            if project.again:
-                pipe.hset(f"{key}:again", mapping={a: repr(t) for a, t in project.again})
+            if project.ended:
+                pipe.hset(f"{key}:again", mapping={a: repr(t) for a, t in project.ended})
             pipe.delete(f"{key}:cats", f"{key}:langs", f"{key}:skills")
             if project.categories:
                 pipe.sadd(f"{key}:cats", *project.categories)
@@ -587,17 +596,18 @@ class Dispatch:
     def qualify(self, project_id: int, annotator_id: int) -> None:
         self.r.sadd(f"d:p:{project_id}:ok", annotator_id)
 
-    def set_retake(self, project_id: int, annotator_id: int, *, tried: bool, again: float | None) -> None:
-        """What SQL says of one annotator's qualification attempts on a project."""
+    def set_retake(self, project_id: int, annotator_id: int, *, tried: bool, ended: float | None) -> None:
+        """What SQL says of one annotator's qualification attempts on a project: submitted one,
+        and when their last unsubmitted one ended."""
         with self.r.pipeline() as pipe:
             if tried:
                 pipe.sadd(f"d:p:{project_id}:tried", annotator_id)
             else:
                 pipe.srem(f"d:p:{project_id}:tried", annotator_id)
-            if again is None:
+            if ended is None:
                 pipe.hdel(f"d:p:{project_id}:again", annotator_id)
             else:
-                pipe.hset(f"d:p:{project_id}:again", annotator_id, repr(again))
+                pipe.hset(f"d:p:{project_id}:again", annotator_id, repr(ended))
             pipe.execute()
 
     def block(self, annotator_id: int) -> None:

@@ -35,10 +35,28 @@ def test_the_secret_key_is_generated_once_into_instance(tmp_path):
     ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be sqlite:///... or postgresql+psycopg://..."),
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with redis://"),
     ({"LOGIN_MAX_FAILURES": "five"}, "LOGIN_MAX_FAILURES must be a whole number"),
+    ({"DEADLINE_WINDOW_SECONDS": "a day"}, "DEADLINE_WINDOW_SECONDS must be a whole number, not 'a day'"),
+    ({"DEADLINE_WINDOW_SECONDS": "86400000"}, "DEADLINE_WINDOW_SECONDS must be at most 2592000, not 86400000"),
+    ({"QUALIFICATION_RETAKE_AFTER_SECONDS": "-60"}, "QUALIFICATION_RETAKE_AFTER_SECONDS must be at least 0, not -60"),
 ])
 def test_malformed_values_are_refused_by_name(tmp_path, env, words):
     with pytest.raises(ConfigError, match=words.replace(".", r"\.").replace("+", r"\+")):
         config.load(tmp_path, env=env)
+
+
+def test_matching_settings_default_to_a_day_and_15_minutes(tmp_path):
+    def matching_settings(env):
+        settings = config.load(tmp_path, env=env)
+        return settings["DEADLINE_WINDOW_SECONDS"], settings["QUALIFICATION_RETAKE_AFTER_SECONDS"]
+
+    assert matching_settings({}) == (24 * 3600, 15 * 60)
+    assert matching_settings({"DEADLINE_WINDOW_SECONDS": "7200", "QUALIFICATION_RETAKE_AFTER_SECONDS": "0"}) == (7200, 0)
+
+
+def test_a_bad_matching_setting_stops_create_app_naming_the_variable(tmp_path, redis_url):
+    with pytest.raises(ConfigError, match="^QUALIFICATION_RETAKE_AFTER_SECONDS must be a whole number, not '15m'$"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+                    "REDIS_URL": redis_url, "QUALIFICATION_RETAKE_AFTER_SECONDS": "15m"})
 
 
 def test_postgresql_urls_get_the_installed_driver(tmp_path):

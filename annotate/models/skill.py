@@ -48,6 +48,9 @@ class SkillLevel(Base):
     level: Mapped[int]
     confidence: Mapped[float] = mapped_column(default=0.0)
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A hash of `evidence` as last written by a recomputation, which compares it with the
+    # evidence it computes instead of decoding every stored document; None: written otherwise.
+    evidence_digest: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -8,4 +8,6 @@
   each keeping the numbers that explain it.
 - `pay`: approve or reject, bonus, hourly rate, fair-pay top-up, in
   integer minor units.
+- `currency`: the ISO 4217 minor-unit digits of each currency, the one table
+  pages, payroll files and matching use.
 """

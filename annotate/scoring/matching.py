@@ -16,8 +16,9 @@ them in the order `POST /api/work/next` without a project hands out work:
                      one config kind of (their active seconds / that project's
                      reference seconds); 10,000 (the usual pace) without any
     expected rate  = floor(ranking rate * 10,000 / speed)    minor units an hour
-    due            = the deadline (epoch seconds) when it is at most URGENT_SECONDS
-                     away or has passed, else 0
+    due            = the deadline (epoch seconds) when it is at most the deadline
+                     window away or has passed, else 0 (the window is the operators'
+                     setting DEADLINE_WINDOW_SECONDS, passed in)
     skill margin   = min over the skills the project uses of (level - minimum);
                      the platform's skill for the project's config kind counts
                      with minimum 0; 0 when it uses none
@@ -38,15 +39,12 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .currency import minor_digits
 from .pay import hourly_rate, median_seconds
 
 BP = 10_000  # a speed of 10,000 basis points is the usual pace
 MIN_SAMPLES = 3  # scored micro-tasks before a project's own median replaces the estimate
 SPEED_LIMITS = (500, 200_000)  # 20x faster to 20x slower: beyond that the active time is noise
-URGENT_SECONDS = 24 * 3600  # a deadline this close (or past) puts a project before better-paid ones
-# ISO 4217 minor-unit digits where they are not 2 (the web's `money` formats with the same table).
-MINOR_DIGITS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "XPF"), 0),
-                **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND", "IQD", "LYD"), 3)}
 
 
 @dataclass(frozen=True)
@@ -91,16 +89,16 @@ def in_ranking_currency(minor: int, currency: str, ranking: str, rates: Mapping[
     rate = rates.get(currency)
     if rate is None:
         return None
-    value = Fraction(int(minor)) * Fraction(str(rate)) * 10 ** MINOR_DIGITS.get(ranking, 2)
-    return int(value // 10 ** MINOR_DIGITS.get(currency, 2))
+    value = Fraction(int(minor)) * Fraction(str(rate)) * 10 ** minor_digits(ranking)
+    return int(value // 10 ** minor_digits(currency))
 
 
-def due(deadline: dt.datetime | None, now: dt.datetime) -> int:
-    """The deadline in epoch seconds when it is URGENT_SECONDS away or closer (or past), else 0."""
+def due(deadline: dt.datetime | None, now: dt.datetime, window: int) -> int:
+    """The deadline in epoch seconds when it is `window` seconds away or closer (or past), else 0."""
     if deadline is None:
         return 0
     epoch = int(deadline.timestamp())
-    return epoch if epoch - now.timestamp() <= URGENT_SECONDS else 0
+    return epoch if epoch - now.timestamp() <= window else 0
 
 
 def expected_rate(rate: int, speed_bp: int) -> int:

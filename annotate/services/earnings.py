@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from .. import labelconfig
@@ -162,9 +163,10 @@ def _took(session, annotator_id: int, project_ids: list[int]) -> dict[int, int]:
 def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
     """Live projects for this annotator, in the order `POST /api/work/next` without a project
     hands out work (`annotate.scoring.matching.order_key`: priority, ready before a
-    qualification test, due within a day, expected hourly rate at their pace in the ranking
-    currency, skill margin), each with why: the skills it uses and their level in each, the
-    rate and where it comes from, the deadline, the work left.
+    qualification test, due within the deadline window (DEADLINE_WINDOW_SECONDS), expected
+    hourly rate at their pace in the ranking currency, skill margin), each with why: the
+    skills it uses and their level in each, the rate and where it comes from, the deadline,
+    the work left.
 
     Returns `open` (projects with work left for them) and `closed` (each with the rules
     that close it to them and how to qualify).
@@ -194,6 +196,7 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
     ranking = {p.id: work.ranking_rate(p, refs[p.id]) for p in projects}
     session.rollback()
     now = dt.datetime.now(dt.UTC)
+    window = current_app.config["DEADLINE_WINDOW_SECONDS"]
 
     opened, closed = [], []
     for p in projects:
@@ -220,7 +223,7 @@ def open_projects(annotator_id: int) -> dict[str, list[dict[str, Any]]]:
             "margin": matching.margin(minimums.get(p.id, {}), levels, kind_skill),
             # Matching compares rates in one currency; pay and the rate shown stay in the project's.
             "ranking_rate": matching.expected_rate(ranking[p.id], pace) if ref.seconds else None,
-            "deadline": p.deadline, "due": matching.due(p.deadline, now),
+            "deadline": p.deadline, "due": matching.due(p.deadline, now, window),
         }
         failed = q["status"] == "failed"
         # A qualification to take skips skill minimums and the cap: passing it is how the skill is granted.

@@ -6,16 +6,17 @@ rule an annotator expects:
 - submitted (passed or failed): never again; a failed test keeps the project
   closed to them (projects have no rule for retaking a failed test);
 - skipped, expired or released before a submit: it may be taken again after a
-  cooling-off of `tasks.dispatch.RETAKE_AFTER_SECONDS`, on a qualification
-  micro-task they never had, so "never the same annotator twice on a
-  micro-task" still holds. When they have had every one, `fresh_micro_task`
+  cooling-off (the operators' QUALIFICATION_RETAKE_AFTER_SECONDS), on a
+  qualification micro-task they never had, so "never the same annotator twice
+  on a micro-task" still holds. When they have had every one, `fresh_micro_task`
   makes another (shared with the next who needs one), with the next gold items
   of the project where it has more than the test needs.
 
-Dispatch checks this in its script (`tried`, `again` and `quals` of the
-project); the SQL write of a lease refuses a qualification micro-task to one
-who has a live or submitted one (`already_tried`), and a late submit of a test
-that ran out is refused once they took it again.
+Dispatch checks this in its script (`tried`, `again`: when the last
+unsubmitted attempt ended, and `quals` of the project); the SQL write of a
+lease refuses a qualification micro-task to one who has a live or submitted
+one (`already_tried`), and a late submit of a test that ran out is refused
+once they took it again.
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import func, select
 
-import tasks.dispatch as dispatch_state
 from tasks.dispatch import Dispatch, MicroTaskState
 
 from ..extensions import Direct, db
@@ -40,12 +41,12 @@ class Attempts:
 
     passed: tuple[int, ...] = ()
     tried: tuple[int, ...] = ()  # submitted one, pass or fail
-    again: tuple[tuple[int, float], ...] = ()  # (annotator, epoch they may retake from)
+    ended: tuple[tuple[int, float], ...] = ()  # (annotator, epoch their last unsubmitted attempt ended)
 
 
 def cooling_off() -> dt.timedelta:
-    """How long after an unsubmitted attempt the test may be taken again."""
-    return dt.timedelta(seconds=dispatch_state.RETAKE_AFTER_SECONDS)
+    """How long after an unsubmitted attempt the test may be taken again (operators' setting)."""
+    return dt.timedelta(seconds=current_app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"])
 
 
 def _passes(project: Project, right: int | None, total: int | None) -> bool:
@@ -76,9 +77,8 @@ def _summarise(project: Project, rows) -> Attempts:
             live.add(annotator)
         elif ended_at is not None:
             ended[annotator] = max(ended.get(annotator, ended_at), ended_at)
-    again = tuple(sorted((a, (at + cooling_off()).timestamp()) for a, at in ended.items()
-                         if a not in tried and a not in live))
-    return Attempts(tuple(sorted(passed)), tuple(sorted(tried)), again)
+    unsubmitted = tuple(sorted((a, at.timestamp()) for a, at in ended.items() if a not in tried and a not in live))
+    return Attempts(tuple(sorted(passed)), tuple(sorted(tried)), unsubmitted)
 
 
 def attempts(session, project: Project) -> Attempts:
@@ -124,16 +124,16 @@ def fresh_micro_task(dispatch: Dispatch, annotator_id: int, project_id: int,
             return None
         mine = _summarise(project, _rows(session, project_id, annotator_id))
         tried = annotator_id in mine.tried
-        again = dict(mine.again).get(annotator_id)
+        ended = dict(mine.ended).get(annotator_id)
         quals = dict(session.execute(select(MicroTask.id, MicroTask.seq).where(
             MicroTask.project_id == project_id, MicroTask.is_qualification.is_(True))).all())
         had = {mt for _a, mt, *_rest in _rows(session, project_id, annotator_id)}
-        may_retake = not tried and again is not None and again <= now.timestamp()
+        may_retake = not tried and ended is not None and ended + cooling_off().total_seconds() <= now.timestamp()
         if may_retake and quals and set(quals) <= had:
             created = _make(session, project, len(quals))
     if created is not None:
         dispatch.add_micro_tasks([created])
-    dispatch.set_retake(project_id, annotator_id, tried=tried, again=again)
+    dispatch.set_retake(project_id, annotator_id, tried=tried, ended=ended)
     db.session.rollback()
     return created.id if created is not None else None
 

@@ -49,10 +49,14 @@ class Unavailable(DomainError):
 
 
 def dispatcher() -> Dispatch:
-    client = redis.client
+    """The app's dispatch state, with the operators' deadline window and retake cooling-off."""
+    client, config = redis.client, current_app.config
+    window, retake_after = config["DEADLINE_WINDOW_SECONDS"], config["QUALIFICATION_RETAKE_AFTER_SECONDS"]
     state = current_app.extensions.get("annotate.dispatch")
-    if state is None or state.r is not client:
-        state = Dispatch(client)
+    # The settings are compared too: tests change them on a running app.
+    if (state is None or state.r is not client or state.deadline_window != window
+            or state.retake_after != retake_after):
+        state = Dispatch(client, deadline_window=window, retake_after=retake_after)
         current_app.extensions["annotate.dispatch"] = state
     return state
 
@@ -259,7 +263,7 @@ def _project_state(project: Project, *, with_counts: bool = False) -> ProjectSta
                         config_kind=project.config_kind, rate=ranking_rate(project, ref),
                         kind_skill=kind_skills().get(project.config_kind, 0),
                         deadline=int(project.deadline.timestamp()) if project.deadline else 0,
-                        tried=tests.tried, again=tests.again)
+                        tried=tests.tried, ended=tests.ended)
 
 
 # --- what matching knows of pace and pay (annotate.scoring.matching) ---------------------

@@ -45,10 +45,20 @@ def due_words(deadline: dt.datetime | None, now: dt.datetime | None = None) -> s
     return f"due {when}, in {duration(left) if left >= 60 else 'under a minute'}"
 
 
+def window_words(seconds: int) -> str:
+    """The deadline window in words: 86400 -> 'a day', 7200 -> '2 hours', 5400 -> '90 minutes'."""
+    for size, one, many in ((86400, "a day", "days"), (3600, "an hour", "hours"), (60, "a minute", "minutes")):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return one if count == 1 else f"{count} {many}"
+    return duration(seconds)
+
+
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {"money": money, "duration": duration, "qualification_words": QUALIFICATION_WORDS,
             "status_words": STATUS_WORDS, "due_words": due_words,
+            "deadline_window": window_words(current_app.config["DEADLINE_WINDOW_SECONDS"]),
             "ranking_currency": current_app.config.get("RANKING_CURRENCY", "USD")}
 
 

@@ -18,6 +18,7 @@ from .. import markdown
 from ..labelconfig import TEMPLATES
 from ..models import Project
 from ..readers import FORMATS
+from ..scoring.currency import minor_digits
 from ..services import assist, ingest, items, mlbackends, projects, skills, teams, work
 from ..services.errors import DomainError, Invalid
 from .access import requester_or_operator
@@ -180,16 +181,11 @@ def _team_id(form: Mapping[str, str]) -> int | None:
 
 # --- formatting -----------------------------------------------------------------
 
-# ISO 4217 currencies whose minor unit is not a hundredth.
-_MINOR_DIGITS = {**dict.fromkeys(("JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "XPF"), 0),
-                 **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3)}
-
-
 def money(minor: int | None, currency: str) -> str:
     """Minor units as major units with the code: 150, USD -> "1.50 USD"."""
     if minor is None:
         return ""
-    digits = _MINOR_DIGITS.get(currency, 2)
+    digits = minor_digits(currency)
     sign, minor = ("-" if minor < 0 else ""), abs(minor)
     if digits == 0:
         return f"{sign}{minor} {currency}"

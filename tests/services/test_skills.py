@@ -227,3 +227,51 @@ def test_skills_are_named_once_and_only_by_requesters_and_operators(app, work):
             assert refused.value.field == field
         with pytest.raises(Forbidden):
             skills.create_skill(ana, "Spelling")
+
+
+# --- how a recomputation reads what it stored ------------------------------------------------
+
+
+def _ana_at_64(app, work) -> tuple[int, int, int]:
+    """Ana with 1 of 1 gold right and 1 of 1 agreed (64, as above), her level stored; (ana, ben, project)."""
+    ana, ben = work.annotators(2)
+    project = work.project(config_kind="text_classification")
+    _scored(app, work, project, {ana: [P, P], ben: [P, P]}, gold={0: P})
+    with app.app_context():
+        skills.recompute_levels([ana])
+    return ana, ben, project
+
+
+def test_new_evidence_that_leaves_the_level_is_written_without_a_history_entry(app, work):
+    ana, ben, project = _ana_at_64(app, work)
+    (cat,) = work.annotators(1)
+    with app.app_context():
+        before = _level(ana, "Text classification")
+        assert before.words == "64: 1 gold item on 1 project, 1 right; agreed with consensus on 1 of 1 item"
+        assert skills.recompute_levels([ana]) == {"levels": 1, "changed": 0, "annotators": 0}
+        assert _level(ana, "Text classification").updated_at == before.updated_at  # nothing rewritten
+
+    # Ben and Cat agree on 8 items; Ana with them on 5: 1 of 1 gold, agreed 6 of 9:
+    # 100 * (3 + 6 + 5) / (3 + 9 + 10) = 63.6 -> 64 again, from more evidence.
+    _scored(app, work, project, {ana: [P, P, P, P, P, N, N, N], ben: [P] * 8, cat: [P] * 8})
+    with app.app_context():
+        assert skills.recompute_levels([ana]) == {"levels": 1, "changed": 0, "annotators": 0}
+        after = _level(ana, "Text classification")
+        assert (after.level, after.confidence) == (64, round(12 / 22, 4))
+        assert after.words == "64: 1 gold item on 1 project, 1 right; agreed with consensus on 6 of 9 items"
+        assert [c.words for c in after.history] == [before.words]
+
+
+def test_a_level_stored_without_its_digest_gets_its_evidence_back(app, work):
+    """Levels written before the evidence had a digest (or by hand) are rewritten once, unchanged in level."""
+    from annotate.models import SkillLevel
+
+    ana, _ben, _project = _ana_at_64(app, work)
+    with app.app_context():
+        expected = _level(ana, "Text classification")
+        with db.transaction() as session:
+            level = session.scalar(select(SkillLevel).where(SkillLevel.annotator_id == ana))
+            level.evidence, level.evidence_digest = {}, None
+        assert skills.recompute_levels([ana]) == {"levels": 1, "changed": 0, "annotators": 0}
+        again = _level(ana, "Text classification")
+        assert (again.level, again.words, again.evidence) == (expected.level, expected.words, expected.evidence)

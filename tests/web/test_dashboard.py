@@ -479,40 +479,80 @@ def test_history_pages(client, auth, teams, annotators, run_jobs, app, monkeypat
 # --- deadlines, currencies and retakes in the order ---------------------------------------
 
 
+def projects_with_deadlines(client, app, requester, run_jobs, *wanted) -> list[int]:
+    """Live projects of 2 items, each from (title, pay, time left to its deadline or None)."""
+    import datetime as dt
+
+    made = []
+    for title, pay, left in wanted:
+        project = live_project(client, requester, run_jobs, title=title, pay=pay, items=2)
+        if left is not None:
+            with app.app_context():
+                deadline = (dt.datetime.now(dt.UTC) + left).isoformat()
+                work_service_update(requester.person.id, project, {"deadline": deadline})
+        made.append(project)
+    return made
+
+
+def handed_out(annotator: Annotator, times: int) -> list[int]:
+    """The projects `next` without a project hands out work from, each lease submitted."""
+    handed = []
+    for _ in range(times):
+        work = annotator.next().get_json()
+        handed.append(work["project"])
+        annotator.submit(work)
+    return handed
+
+
+def deadline_words(html: str, project: int) -> str:
+    """What a project's row says of its deadline."""
+    row = re.search(rf'<tr data-project="{project}">.*?</tr>', html, re.S).group(0)
+    deadline = re.search(r'data-field="deadline">(.*?)</small>', row, re.S).group(1)
+    return entities.unescape(re.sub(r"\s+", " ", deadline))
+
+
 def test_a_project_due_soon_is_listed_first_and_says_why(client, auth, teams, annotators, run_jobs, app):
     import datetime as dt
 
     from annotate.extensions import redis
 
-    requester = teams.requester()
-    rich = live_project(client, requester, run_jobs, title="Rich", pay=90, items=2)
-    later = live_project(client, requester, run_jobs, title="Later", pay=60, items=2)
-    due = live_project(client, requester, run_jobs, title="Due", pay=30, items=2)
-    now = dt.datetime.now(dt.UTC)
-    with app.app_context():
-        in_five_and_a_half_hours = (now + dt.timedelta(hours=5, minutes=30)).isoformat()
-        work_service_update(requester.person.id, due, {"deadline": in_five_and_a_half_hours})
-        work_service_update(requester.person.id, later, {"deadline": (now + dt.timedelta(days=3)).isoformat()})
+    rich, later, due = projects_with_deadlines(
+        client, app, teams.requester(), run_jobs, ("Rich", 90, None), ("Later", 60, dt.timedelta(days=3)),
+        ("Due", 30, dt.timedelta(hours=5, minutes=30)))
     (ada,) = annotators(1)
     auth.login(ada.person)
     html = section(page_of(client), "projects")
     expected = [due, rich, later]  # due within a day first; a deadline 3 days away does not count yet
     assert listed_order(html) == expected
     assert cell(html, "data-project", due, "due") == "due soon"
-    row = re.search(rf'<tr data-project="{due}">.*?</tr>', html, re.S).group(0)
-    deadline = re.search(r'data-field="deadline">(.*?)</small>', row, re.S).group(1)
-    words = entities.unescape(re.sub(r"\s+", " ", deadline))
+    words = deadline_words(html, due)
     assert re.fullmatch(r"due \d{4}-\d\d-\d\d \d\d:\d\d UTC, in 5 h (29|30) min: it has work left and is due "
                         r"within a day, so it comes before better-paid work", words), words
     assert 'data-field="due"' not in re.search(rf'<tr data-project="{later}">.*?</tr>', html, re.S).group(0)
     with app.app_context():
         redis.client.flushdb()  # the deadline is rebuilt from SQL like the rest
-    handed = []
-    for _ in expected:
-        work = ada.next().get_json()
-        handed.append(work["project"])
-        ada.submit(work)
-    assert handed == expected
+    assert handed_out(ada, len(expected)) == expected
+
+
+def test_the_deadline_window_is_the_operators_setting(client, auth, teams, annotators, run_jobs, app):
+    """With DEADLINE_WINDOW_SECONDS at 2 hours, a deadline 3 hours away no longer ranks first (it
+    would with the default day), one an hour away does, and the page says 2 hours."""
+    import datetime as dt
+
+    app.config["DEADLINE_WINDOW_SECONDS"] = 2 * 3600
+    rich, in_three_hours, in_an_hour = projects_with_deadlines(
+        client, app, teams.requester(), run_jobs, ("Rich", 90, None), ("Three hours", 60, dt.timedelta(hours=3)),
+        ("An hour", 30, dt.timedelta(hours=1)))
+    (ada,) = annotators(1)
+    auth.login(ada.person)
+    html = section(page_of(client), "projects")
+    expected = [in_an_hour, rich, in_three_hours]
+    assert listed_order(html) == expected
+    assert "then projects due within 2 hours (the nearest deadline first)" in html
+    assert deadline_words(html, in_an_hour).endswith(
+        "it has work left and is due within 2 hours, so it comes before better-paid work")
+    assert re.fullmatch(r"due \S+ \S+ UTC, in 2 h 5\d min", deadline_words(html, in_three_hours))
+    assert handed_out(ada, len(expected)) == expected
 
 
 def test_rates_in_other_currencies_are_compared_in_the_ranking_currency_and_shown_in_their_own(
@@ -536,12 +576,14 @@ def test_rates_in_other_currencies_are_compared_in_the_ranking_currency_and_show
     assert [ada.next().get_json()["project"]] == [eur]
 
 
+@pytest.mark.parametrize("cooling_off, minutes", [(None, 15), (3600, 60)], ids=["default", "an hour"])
 def test_a_qualification_left_unfinished_says_when_it_can_be_taken_again(client, auth, teams, annotators,
-                                                                         run_jobs, app, monkeypatch):
+                                                                         run_jobs, app, cooling_off, minutes):
+    """After the operators' cooling-off (QUALIFICATION_RETAKE_AFTER_SECONDS, 15 minutes by default)."""
     import datetime as dt
 
-    import tasks.dispatch
-
+    if cooling_off is not None:
+        app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = cooling_off
     requester = teams.requester()
     gated = live_project(client, requester, run_jobs, title="Gated", pay=200, qualification=2)
     (ada,) = annotators(1)
@@ -553,11 +595,13 @@ def test_a_qualification_left_unfinished_says_when_it_can_be_taken_again(client,
     assert why == "you left its qualification test unfinished"
     when = re.fullmatch(r"Take the test again from (\S+ \S+) UTC, on a fresh micro-task\.", how).group(1)
     opens = dt.datetime.strptime(when, "%Y-%m-%d %H:%M").replace(tzinfo=dt.UTC)
-    assert dt.timedelta(minutes=14) <= opens - before.replace(second=0, microsecond=0) <= dt.timedelta(minutes=16)
+    assert (dt.timedelta(minutes=minutes - 1) <= opens - before.replace(second=0, microsecond=0)
+            <= dt.timedelta(minutes=minutes + 1))
     assert ada.next().status_code == 204  # the queue agrees
 
-    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)  # the cooling-off is over
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 0  # as if the cooling-off were over
     html = section(page_of(client), "projects")
     assert listed_order(html) == [gated]
     assert cell(html, "data-project", gated, "qualification") == (
         "take the qualification test first you may take it again, on a fresh micro-task")
+    assert ada.next().get_json()["is_qualification"] is True  # the queue agrees again

@@ -79,7 +79,7 @@ def test_the_profile_page_saves_what_the_annotator_declares(client, auth, people
 def test_next_without_a_project_orders_by_expected_earnings_for_this_annotator(app):
     """The dispatch script's order, on a hand-made state, against hand-computed figures."""
     from annotate.scoring import matching
-    from tasks.dispatch import AnnotatorState, Dispatch, MicroTaskState, ProjectState
+    from tasks.dispatch import AnnotatorState, MicroTaskState, ProjectState
 
     text, image, medical = 8, 9, 7  # skill ids: the platform's for text and image work, and a requester's
     projects_ = [  # (id, kind, rate in cents an hour at the usual pace, priority, minimums)
@@ -98,7 +98,7 @@ def test_next_without_a_project_orders_by_expected_earnings_for_this_annotator(a
     # Ben (43), no evidence: 5; then 4 and 3 (6000, margins 70 and 50); 2 (5000); 1 (3600).
     expected = {42: [5, 4, 3, 1, 2], 43: [5, 4, 3, 2, 1]}
     with app.app_context():
-        d = Dispatch(redis.client)
+        d = work.dispatcher()
         d.clear()
         d.load([ProjectState(pid, prio, 600, False, skills=tuple(mins.items()), config_kind=kind, rate=rate,
                              kind_skill=text if kind == "text_classification" else image)
@@ -238,9 +238,9 @@ def test_eligibility_and_the_cap_hold_under_interleaved_profile_changes(app, pro
 
 def _hand_made(app, projects_, annotator):
     """Load a hand-made dispatch state: (id, rate, priority, deadline epoch or 0) per project."""
-    from tasks.dispatch import Dispatch, MicroTaskState, ProjectState
+    from tasks.dispatch import MicroTaskState, ProjectState
 
-    d = Dispatch(redis.client)
+    d = work.dispatcher()
     d.clear()
     d.load([ProjectState(pid, prio, 600, False, config_kind="text_classification", rate=rate, deadline=deadline)
             for pid, rate, prio, deadline in projects_],
@@ -270,7 +270,7 @@ def test_a_project_due_soon_with_work_left_comes_before_better_paid_work(app):
         d = _hand_made(app, projects_, AnnotatorState(42))
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         keys = sorted((matching.order_key(prio, False, rate, 0, pid, matching.due(
-            dt.datetime.fromtimestamp(deadline, dt.UTC) if deadline else None, at)), pid)
+            dt.datetime.fromtimestamp(deadline, dt.UTC) if deadline else None, at, 24 * hour)), pid)
             for pid, rate, prio, deadline in projects_)
         assert [pid for _key, pid in keys] == expected
         handed = []
@@ -351,6 +351,18 @@ def test_a_deadline_set_through_the_api_moves_a_live_project_up_on_the_next_requ
     assert ana.next().get_json()["project"] == cheap
 
 
+def test_the_deadline_window_is_an_operators_setting(app, projects, annotators):
+    """A deadline 3 hours away puts a project first with the default window (a day), not with
+    DEADLINE_WINDOW_SECONDS at 2 hours."""
+    in_three_hours = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).isoformat()
+    rich = projects.live(items=4, pay_per_micro_task=90)
+    soon = projects.live(items=4, pay_per_micro_task=30, deadline=in_three_hours)
+    ana, ben = annotators(2)
+    assert ana.next().get_json()["project"] == soon
+    app.config["DEADLINE_WINDOW_SECONDS"] = 2 * 3600
+    assert ben.next().get_json()["project"] == rich
+
+
 # --- qualification retakes -----------------------------------------------------------------------
 
 
@@ -385,12 +397,35 @@ def test_a_skipped_qualification_waits_out_its_cooling_off_even_across_a_redis_l
     assert _qualification_assignments(app, project, ana.id) == [(test["micro_task"], "skipped")]
 
 
-def test_a_skipped_or_expired_qualification_is_retaken_on_a_fresh_micro_task(app, projects, annotators,
-                                                                               monkeypatch):
-    import tasks.dispatch
+def test_the_retake_cooling_off_is_an_operators_setting(app, projects, annotators):
+    """With QUALIFICATION_RETAKE_AFTER_SECONDS at an hour, 20 minutes after a skip (past the default
+    15) neither the hand-out nor SQL allows a retake; after the hour both do."""
+    import time
+
+    from annotate.models import utcnow
+    from annotate.services import qualifications
+
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 3600
+    project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
+    (ana,) = annotators(1)
+    assert ana.skip(ana.next(project).get_json()).status_code == 200
+    skipped, now = time.time(), utcnow()
+    assert ana.next(project).status_code == 204
+    with app.app_context():
+        d = work.dispatcher()
+        assert d.next(ana.id, project, now=skipped + 20 * 60).kind == "none"
+        assert qualifications.fresh_micro_task(d, ana.id, project, now=now + dt.timedelta(minutes=20)) is None
+        assert d.next(ana.id, project, now=skipped + 61 * 60).kind == "fresh"  # she had the only test micro-task
+        made = qualifications.fresh_micro_task(d, ana.id, project, now=now + dt.timedelta(minutes=61))
+        retake = d.next(ana.id, project, now=skipped + 61 * 60)
+        assert (retake.kind, retake.micro_task_id, retake.qualification) == ("new", made, True)
+    assert _qualification_micro_tasks(app, project) == 2
+
+
+def test_a_skipped_or_expired_qualification_is_retaken_on_a_fresh_micro_task(app, projects, annotators):
     from annotate.models import utcnow
 
-    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 0
     project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
     ana, ben = annotators(2)
     first = ana.next(project).get_json()
@@ -420,12 +455,10 @@ def test_a_skipped_or_expired_qualification_is_retaken_on_a_fresh_micro_task(app
     assert ben.next(project).get_json()["is_qualification"] is False
 
 
-def test_a_test_that_ran_out_cannot_be_submitted_late_once_it_was_taken_again(app, projects, annotators,
-                                                                              monkeypatch):
-    import tasks.dispatch
+def test_a_test_that_ran_out_cannot_be_submitted_late_once_it_was_taken_again(app, projects, annotators):
     from annotate.models import utcnow
 
-    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 0
     project = projects.live(items=4, per_task=2, overlap=2, gold=4, qualification=2)
     ana, ben = annotators(2)
     first = ana.next(project).get_json()
@@ -445,11 +478,8 @@ def test_a_test_that_ran_out_cannot_be_submitted_late_once_it_was_taken_again(ap
     assert [s for _mt, s in _qualification_assignments(app, project, ana.id)] == ["expired", "submitted"]
 
 
-def test_sql_refuses_a_second_test_to_one_who_submitted_whatever_redis_says(app, projects, annotators,
-                                                                           monkeypatch):
-    import tasks.dispatch
-
-    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+def test_sql_refuses_a_second_test_to_one_who_submitted_whatever_redis_says(app, projects, annotators):
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 0
     project = projects.live(items=4, per_task=2, overlap=2, gold=2, qualification=2)
     ana, ben = annotators(2)
     ana.submit(ana.next(project).get_json(), "Negative")
@@ -463,14 +493,12 @@ def test_sql_refuses_a_second_test_to_one_who_submitted_whatever_redis_says(app,
 
 
 @pytest.mark.slow
-def test_qualification_attempts_hold_under_interleaved_skips_expiries_and_submits(app, projects, people,
-                                                                                  monkeypatch):
+def test_qualification_attempts_hold_under_interleaved_skips_expiries_and_submits(app, projects, people):
     """Never twice on one micro-task, at most one submitted test per annotator, no work after a
     failed one, and every skipped or expired attempt can be retaken (no cooling-off here)."""
-    import tasks.dispatch
     from annotate.models import utcnow
 
-    monkeypatch.setattr(tasks.dispatch, "RETAKE_AFTER_SECONDS", 0)
+    app.config["QUALIFICATION_RETAKE_AFTER_SECONDS"] = 0
     annotator_ids = [people.make().id for _ in range(3)]
 
     class Retakes(RuleBasedStateMachine):
