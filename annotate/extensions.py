@@ -6,7 +6,6 @@ Nothing here connects at import time: each object is bound to an app by
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 import weakref
@@ -18,95 +17,27 @@ import redis as redis_lib
 from flask import Flask, current_app
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from . import sqlite
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy's begin event issue BEGIN, so writers can ask for IMMEDIATE.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            # 64 MiB of page cache: bulk imports insert into large, random-order indexes.
-            cursor.execute("PRAGMA cache_size=-65536")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # A writer takes the write lock up front: upgrading a read
-            # transaction later can fail at once with "database is locked".
-            conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "DEFERRED"))
-
+        sqlite.configure(engine)
         return engine
     if "poolclass" not in kwargs:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     return create_engine(url, **kwargs)
 
 
-class WriterLock:
-    """Where SQLite's writers queue: the threads of a process on a re-entrant lock
-    (a service may call another), processes on an flock of a file beside the
-    database. Both wake the next writer as soon as the last one commits, where
-    SQLite's own busy handler sleeps up to 100 ms between tries."""
-
-    def __init__(self, path: str | None):
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._path = path
-        self._fd: int | None = None
-        self._pid = 0
-
-    def __enter__(self) -> "WriterLock":
-        self._lock.acquire()
-        self._depth += 1
-        if self._depth == 1 and self._path is not None:
-            try:
-                fcntl.flock(self._file(), fcntl.LOCK_EX)
-            except BaseException:
-                self._depth -= 1
-                self._lock.release()
-                raise
-        return self
-
-    def __exit__(self, *_exc: Any) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._lock.release()
-
-    @property
-    def nested(self) -> bool:
-        """Whether the thread holding the lock took it more than once."""
-        return self._depth > 1
-
-    def _file(self) -> int:
-        # A forked child shares its parent's open file, and with it the lock: it opens its own.
-        if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._pid = os.getpid()
-        return self._fd
-
-
-def _writer_lock_path(engine: Engine) -> str | None:
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return os.path.abspath(database) + "-writer.lock"
-
-
 @dataclass
 class _DatabaseState:
     engine: Engine
     sessions: scoped_session[Session]
-    writer_lock: WriterLock = field(default_factory=lambda: WriterLock(None))
+    writer_lock: sqlite.WriterLock = field(default_factory=lambda: sqlite.WriterLock(None))
     # Each thread's Direct connection, and all of them, for dispose().
     directs: threading.local = field(default_factory=threading.local)
     pinned: list["Direct"] = field(default_factory=list)
@@ -119,7 +50,7 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         sessions = scoped_session(sessionmaker(engine, expire_on_commit=False))
-        app.extensions["annotate.db"] = _DatabaseState(engine, sessions, WriterLock(_writer_lock_path(engine)))
+        app.extensions["annotate.db"] = _DatabaseState(engine, sessions, sqlite.writer_lock(engine))
 
         @app.teardown_appcontext
         def _remove_session(_exc: BaseException | None) -> None:
@@ -189,6 +120,8 @@ class Database:
             if direct.pid == os.getpid():
                 direct.close()
         state.directs = threading.local()
+        if state.writer_lock.checkpointer is not None:
+            state.writer_lock.checkpointer.stop()
         state.engine.dispose()
 
 
@@ -200,7 +133,7 @@ class Direct:
     commits on its own, and `transaction()` brackets a unit of work with an
     explicit BEGIN and COMMIT, one round trip each."""
 
-    def __init__(self, engine: Engine, writer_lock: WriterLock):
+    def __init__(self, engine: Engine, writer_lock: sqlite.WriterLock):
         self.dialect = engine.dialect
         self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError
         self._errors = engine.dialect.loaded_dbapi.Error

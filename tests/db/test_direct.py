@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from annotate.extensions import WriterLock, db
+from annotate.extensions import db
+from annotate.sqlite import WriterLock
 from annotate.models import AuditEntry, utcnow
 from annotate.prepared import Prepared
 
@@ -163,3 +164,27 @@ def test_a_direct_write_inside_the_sessions_write_transaction_is_refused_at_once
                     pass
         with db.direct().transaction():  # and the lock was given back
             pass
+
+
+def test_sqlite_commits_leave_checkpoints_to_a_thread_of_their_own(app):
+    if db_dialect(app) != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    import time
+
+    from annotate.sqlite import BACKSTOP_PAGES, database_path
+
+    with app.app_context():
+        path = database_path(db.engine)
+        autocheckpoint = db.direct().connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        # No commit of this size copies the log back, fsyncs and all, in the writer queue.
+        assert autocheckpoint == BACKSTOP_PAGES
+        before = os.path.getsize(path)
+        direct = db.direct()
+        for batch in range(20):
+            with direct.transaction():
+                direct.executemany(_NEW_ENTRY, [_entry(f"entry {batch}-{i}", utcnow(), padding="x" * 500)
+                                                for i in range(100)])
+        deadline = time.monotonic() + 10
+        while os.path.getsize(path) < before + 1_000_000 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.path.getsize(path) >= before + 1_000_000, "the log was not copied into the database file"
