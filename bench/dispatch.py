@@ -15,8 +15,10 @@ submits), and an invariant check over the database afterwards.
 Phases: a warm-up; a closed loop without think time (throughput); a paced
 load where annotators pause so that together they offer --rate cycles per
 second (latency), all on a project of --items items; with --big N, the paced
-load once more on a project of --small items and on one of N items, with
-next p99 of the two compared. The projects' items are bulk-loaded (COPY on
+load once more in --rounds rounds, each on a new project of --small items and
+then on one of N items, with next p99 of the two compared. In the paced
+phases each annotator starts at a random moment of the first think time, as
+in a steady state. The projects' items are bulk-loaded (COPY on
 PostgreSQL) as the import job stores them, then split by the real publish job.
 """
 from __future__ import annotations
@@ -68,7 +70,7 @@ def prepare(args, folder: Path) -> tuple[dict, dict[str, int], list[str]]:
         requester = teams.add_member(operator, team, "req@bench.org")
         sizes = {"load": args.items}
         if args.big:
-            sizes.update(small=args.small, big=args.big)
+            sizes.update({f"small {i + 1}": args.small for i in range(args.rounds)}, big=args.big)
         project_ids = {}
         for name, count in sizes.items():
             started = time.perf_counter()
@@ -89,7 +91,23 @@ def prepare(args, folder: Path) -> tuple[dict, dict[str, int], list[str]]:
             user = accounts.create_user(f"a{i}@bench.org", f"A{i}", "benchmark pw")
             keys.append(accounts.create_token(user, "bench").key)
         settings = {"DATABASE_URL": app.config["DATABASE_URL"], "REDIS_URL": redis.url}
+        flush_to_disk(db.engine)
     return settings, project_ids, keys
+
+
+def flush_to_disk(engine) -> None:
+    """Write the bulk load out before the clock starts (PostgreSQL's CHECKPOINT, SQLite's log
+    copied back), so that no phase measures the disk catching up with the set-up."""
+    import sqlalchemy as sa
+
+    started = time.perf_counter()
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("CHECKPOINT"))
+        else:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.sync()
+    print(f"set-up written to disk in {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def load_items(project_id: int, count: int) -> None:
@@ -160,9 +178,14 @@ class Connection:
 
 
 async def annotator(port: int, key: str, project: int, stop_at: float, think: float, out: dict) -> None:
+    rng = random.Random(key)
+    if think:
+        # Start at a random moment of the first think time, as in a steady state: 100 clients
+        # that all ask at once measure a burst of 100 requests, not the offered rate. Connect
+        # then, not before: gthread gives a new connection a thread that waits for its request.
+        await asyncio.sleep(rng.uniform(0, think))
     conn = Connection(port, key)
     await conn.open()
-    rng = random.Random(key)
     while time.perf_counter() < stop_at:
         started = time.perf_counter()
         status, payload = await conn.post(f"/api/work/next?project={project}")
@@ -217,13 +240,35 @@ def pct(values: list[float], q: float) -> float:
 SERVICE_GUESS = 0.01  # seconds of next + submit that the think time leaves room for
 
 
-def run_phase(label: str, port: int, keys: list[str], project: int, seconds: float, think: float) -> dict:
+def run_phase(label: str, port: int, keys: list[str], project: int, seconds: float, think: float,
+              show: bool = True) -> dict:
+    """Run the annotators for `seconds` from a process of their own; print what they saw."""
     queue = multiprocessing.Queue()
     proc = multiprocessing.Process(target=load, args=(port, keys, project, seconds, think, queue))
     cpu_before = port.cpu_seconds() if hasattr(port, "cpu_seconds") else None
     proc.start()
     out = queue.get()
     proc.join()
+    out["server_cpu"] = port.cpu_seconds() - cpu_before if cpu_before is not None else None
+    if show:
+        report(label, keys, think, out)
+    return out
+
+
+def merged(outs: list[dict]) -> dict:
+    """The phases of several rounds as one."""
+    out = {"next": [], "submit": [], "errors": []}
+    for part in outs:
+        for key in ("next", "submit", "errors"):
+            out[key].extend(part[key])
+    for key in ("cycles", "empty", "elapsed", "cpu"):
+        out[key] = sum(part[key] for part in outs)
+    cpus = [part["server_cpu"] for part in outs]
+    out["server_cpu"] = None if None in cpus else sum(cpus)
+    return out
+
+
+def report(label: str, keys: list[str], think: float, out: dict) -> None:
     rate = out["cycles"] / out["elapsed"]
     offered = ("closed loop, no think time" if not think else
                f"think {think * 1000:.0f} ms ±50%, offering {len(keys) / (think + SERVICE_GUESS):.0f} cycles/s")
@@ -233,16 +278,15 @@ def run_phase(label: str, port: int, keys: list[str], project: int, seconds: flo
           f"p99 {pct(out['next'], .99):7.1f} ms  ({len(out['next'])} requests, {out['empty']} empty)")
     print(f"  submit p50 {pct(out['submit'], .5):7.1f} ms  p90 {pct(out['submit'], .9):7.1f} ms  "
           f"p99 {pct(out['submit'], .99):7.1f} ms  ({len(out['submit'])} requests)")
-    if cpu_before is not None and out["cycles"]:
+    if out["server_cpu"] is not None and out["cycles"]:
         # CPU time, unlike wall time, hardly depends on what else the shared machine runs.
-        server = (port.cpu_seconds() - cpu_before) / out["cycles"] * 1000
+        server = out["server_cpu"] / out["cycles"] * 1000
         client = out["cpu"] / out["cycles"] * 1000
         print(f"  CPU per label cycle: gunicorn {server:.2f} ms, load generator {client:.2f} ms "
               f"(Redis and the database server not counted)")
     if out["errors"]:
         print(f"  errors: {len(out['errors'])}, first: {out['errors'][0]}")
     out["rate"] = rate
-    return out
 
 
 def load_average() -> str:
@@ -257,6 +301,8 @@ def main() -> None:
                         help="items of the project the throughput and latency phases use (enough not to run out)")
     parser.add_argument("--big", type=int, default=0, help="also compare next p99 on a project of this many items")
     parser.add_argument("--small", type=int, default=10_000, help="the project --big is compared with")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --big, rounds of the comparison: a new small project, then the big one")
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=300, help="offered cycles/s in the paced phases")
@@ -284,10 +330,17 @@ def main() -> None:
                       args.seconds, think=think)
             print(f"  ({load_average()})")
             if args.big:
-                # As long as the small project's slots last at the offered rate, with room to spare.
+                # Rounds that alternate a fresh small project with the big one, so that both see the
+                # same machine; each round lasts as long as a small project's slots do at the
+                # offered rate, with room to spare.
                 seconds = min(args.seconds, 0.8 * args.small * 3 / 10 / args.rate)
-                small = run_phase(f"size: {args.small:,} items", port, keys, projects["small"], seconds, think)
-                big = run_phase(f"size: {args.big:,} items", port, keys, projects["big"], seconds, think)
+                smalls, bigs = [], []
+                for i in range(args.rounds):
+                    smalls.append(run_phase("", port, keys, projects[f"small {i + 1}"], seconds, think, show=False))
+                    bigs.append(run_phase("", port, keys, projects["big"], seconds, think, show=False))
+                small, big = merged(smalls), merged(bigs)
+                report(f"size: {args.small:,} items ({args.rounds} projects, one a round)", keys, think, small)
+                report(f"size: {args.big:,} items ({args.rounds} rounds, between the small ones)", keys, think, big)
                 print(f"\n  next p99 with {args.big:,} items / with {args.small:,}: "
                       f"{pct(big['next'], .99) / pct(small['next'], .99):.2f} (target at most 1.5)  ({load_average()})")
         from annotate import create_app

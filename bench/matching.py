@@ -11,7 +11,8 @@ rebuilds the dispatch state from SQL, then:
    time so that together they offer --rate cycles/s; once with `next` without
    a project (matching over every live project), once with `?project=` on
    one project without filters (the single-project path), same clients,
-   same think time. Each line says the clients, think time and offered rate.
+   same think time, alternating in --rounds rounds. Each line says the
+   clients, think time and offered rate.
 2. The time `skills.recompute_levels()` takes for everyone after a
    project-wide re-estimation (every AnnotatorScore of one project changed).
 3. On a simulated day, in-process through the services: the share of the
@@ -48,7 +49,7 @@ from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path
 sys.path.insert(0, str(REPO))
 
 from cpu import cpu_seconds  # noqa: E402
-from dispatch import CONFIG, run_jobs, run_phase  # noqa: E402
+from dispatch import CONFIG, flush_to_disk, merged, pct, report, run_jobs, run_phase  # noqa: E402
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "pt", "nl", "pl"]
 EXCHANGE_RATES = {"EUR": "1.08", "GBP": "1.27"}  # RANKING_EXCHANGE_RATES of the benchmark's app and server
@@ -323,7 +324,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=300, help="offered cycles/s (bench/dispatch.py's default)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds that alternate matching and the single project")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"the phases to run after the set-up, comma-separated ({', '.join(PHASES)})")
     args = parser.parse_args()
@@ -338,15 +340,27 @@ def main() -> None:
               f"{'a Redis server' if args.redis else 'embedded Redis'}; gunicorn {args.workers} workers x "
               f"{args.threads} threads; {os.cpu_count()} cores in all (shared with other work: figures are noisy)")
         app, settings, plain, keys, annotator_ids, operator, requester, team = prepare(args, folder)
+        with app.app_context():
+            from annotate.extensions import db
+
+            flush_to_disk(db.engine)
         if "load" in only:
             think = max(0.0, args.clients / args.rate - 0.01)
             with gunicorn(settings, folder, args.workers, args.threads) as port:
                 time.sleep(1)
                 run_phase("warm-up (not counted)", port, keys, 0, 5, think=think)
-                run_phase(f"next without a project, matching over {args.projects} projects", port, keys, 0,
-                          args.seconds, think=think)
-                run_phase(f"next?project={plain} (single-project path, same clients)", port, keys, plain,
-                          args.seconds, think=think)
+                # Rounds that alternate the two, so that both see the same machine.
+                matched, single = [], []
+                for _ in range(args.rounds):
+                    matched.append(run_phase("", port, keys, 0, args.seconds / args.rounds, think, show=False))
+                    single.append(run_phase("", port, keys, plain, args.seconds / args.rounds, think, show=False))
+                matched, single = merged(matched), merged(single)
+                report(f"next without a project, matching over {args.projects} projects ({args.rounds} rounds)",
+                       keys, think, matched)
+                report(f"next?project={plain} (single-project path, same clients, between those rounds)",
+                       keys, think, single)
+                print(f"\n  next p99 matching / single project: "
+                      f"{pct(matched['next'], .99) / pct(single['next'], .99):.2f} (target at most 1.5)")
         if "refresh" in only:
             refresh_cost(app)
         if "skills" in only:

@@ -4,12 +4,17 @@ Redis holds a rebuildable copy of what SQL knows about open work, shaped so
 that handing out a slot is one atomic Lua call whose cost does not grow with
 the size of a project:
 
-    d:ready                  present once the state is loaded (gone after a Redis restart)
+    d:ready:2                present once the state is loaded (gone after a Redis restart); the
+                             number is this layout's version, so a state an older release
+                             loaded reads as missing and is rebuilt
     d:live                   ZSET of live project ids, best priority first
-    d:p:{pid}                HASH lease (seconds), qual (micro-task id or 0), need_qual (0/1), cap,
-                             prio (priority), rate (minor units of the ranking currency an hour at
-                             the usual pace), kind (config kind), kskill (the platform's skill for
-                             that kind, or 0), deadline (epoch seconds, 0 = none)
+    d:p:{pid}                HASH lease (seconds)
+    d:match                  HASH pid -> what matching reads of the project, as JSON: need_qual
+                             (0/1), cap, prio (priority), rate (minor units of the ranking
+                             currency an hour at the usual pace), kind (config kind), kskill (the
+                             platform's skill for that kind, "0" if none), deadline (epoch seconds,
+                             0 = none), cats and langs (its content categories and required
+                             languages), skills (skill id -> minimum level)
     d:p:{pid}:quals          ZSET of the project's qualification micro-tasks (the first, then one
                              more per retake that needed one), scored by seq
     d:p:{pid}:tried          SET of annotators who submitted a qualification micro-task (pass or fail)
@@ -25,8 +30,6 @@ the size of a project:
     d:a:{a}:leases           HASH pid -> micro-task of the annotator's live lease
     d:leases                 ZSET "mt:a" scored by lease expiry (epoch seconds)
     d:blocked                SET of blocked annotators
-    d:p:{pid}:cats|langs     SETs of the project's content categories and required languages
-    d:p:{pid}:skills         HASH skill id -> minimum level
     d:p:{pid}:took           HASH annotator -> live and submitted micro-tasks (for the share cap)
     d:a:{a}:out|langs        SETs of the annotator's opted-out categories and declared languages
     d:a:{a}:skills           HASH skill id -> level
@@ -43,7 +46,10 @@ skill can race a hand-out. Without a project, the script orders the projects
 open to the annotator as `annotate.scoring.matching.order_key` does (priority,
 ready before a qualification test, due soon (deadline within the deadline
 window, nearest first), expected hourly rate = rate * 10000 / pace, skill
-margin, id), from the values above: a few hash reads per live project.
+margin, id), from the values above. The script holds Redis for everyone while
+it runs, so it reads little: the annotator's profile, levels and pace once, every
+live project's entry of d:match in one call, and per project only what changes
+with each hand-out (its share cap, its qualification).
 
 A qualification test is taken once per attempt: one who skipped it or let it
 expire may take it again after a cooling-off, on a qualification micro-task
@@ -61,6 +67,7 @@ except when taking a slot, where the SQL write that follows is guarded
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -69,6 +76,7 @@ import redis as redis_lib
 
 STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
 SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
+READY = "d:ready:2"  # present once the state is loaded (the number is the layout's version; _NEXT names it too)
 DRAINING_SECONDS = 120  # how long the inbox counts as drained by a scoring job that stopped saying so
 
 _NEXT = """
@@ -79,7 +87,7 @@ local limit = tonumber(ARGV[4])
 local urgent = tonumber(ARGV[5])
 local cooling = tonumber(ARGV[6])
 local STARTED = 1000000000000
-if redis.call('EXISTS', 'd:ready') == 0 then return {'rebuild'} end
+if redis.call('EXISTS', 'd:ready:2') == 0 then return {'rebuild'} end
 if redis.call('SISMEMBER', 'd:blocked', a) == 1 then return {'blocked'} end
 
 local held = redis.call('HGETALL', 'd:a:' .. a .. ':leases')
@@ -100,47 +108,58 @@ else
   projects = redis.call('ZRANGE', 'd:live', 0, -1)
 end
 
+-- The annotator's profile, skill levels and pace, read once for every project looked at.
+local me = 'd:a:' .. a
+local out, langs, levels, speeds = {}, {}, {}, {}
+for _, c in ipairs(redis.call('SMEMBERS', me .. ':out')) do out[c] = true end
+for _, l in ipairs(redis.call('SMEMBERS', me .. ':langs')) do langs[l] = true end
+local kv = redis.call('HGETALL', me .. ':skills')
+for i = 1, #kv, 2 do levels[kv[i]] = tonumber(kv[i + 1]) end
+if want == '0' then
+  kv = redis.call('HGETALL', me .. ':speed')
+  for i = 1, #kv, 2 do speeds[kv[i]] = tonumber(kv[i + 1]) end
+end
+
+-- A project's entry of d:match; nil for one that has none.
+local function settings(json)
+  if not json then return nil end
+  return cjson.decode(json)
+end
+
 -- The annotator's profile lets them see the project (content opted out of, languages).
-local function welcome(pid)
-  local p = 'd:p:' .. pid
-  local me = 'd:a:' .. a
-  for _, c in ipairs(redis.call('SMEMBERS', p .. ':cats')) do
-    if redis.call('SISMEMBER', me .. ':out', c) == 1 then return false end
+local function welcome(f)
+  for _, c in ipairs(f.cats) do
+    if out[c] then return false end
   end
-  for _, l in ipairs(redis.call('SMEMBERS', p .. ':langs')) do
-    if redis.call('SISMEMBER', me .. ':langs', l) == 0 then return false end
+  for _, l in ipairs(f.langs) do
+    if not langs[l] then return false end
   end
   return true
 end
 
 -- Their skill levels and share of the work let them take regular work. The
 -- qualification micro-task skips this: passing it is how the skill is granted.
-local function qualified(pid)
-  local p = 'd:p:' .. pid
-  local me = 'd:a:' .. a
-  local skills = redis.call('HGETALL', p .. ':skills')
-  for i = 1, #skills, 2 do
-    if tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '0') < tonumber(skills[i + 1]) then return false end
+local function qualified(pid, f)
+  for skill, least in pairs(f.skills) do
+    if (levels[skill] or 0) < least then return false end
   end
-  local cap = tonumber(redis.call('HGET', p, 'cap') or '0')
-  if cap > 0 and tonumber(redis.call('HGET', p .. ':took', a) or '0') >= cap then return false end
+  local cap = f.cap
+  if cap > 0 and tonumber(redis.call('HGET', 'd:p:' .. pid .. ':took', a) or '0') >= cap then return false end
   return true
 end
 
 -- How far above the project's minimums the annotator is in their weakest skill it uses
 -- (annotate.scoring.matching.margin); the platform's skill for its kind counts with minimum 0.
-local function margin(pid, kskill)
-  local me = 'd:a:' .. a
-  local skills = redis.call('HGETALL', 'd:p:' .. pid .. ':skills')
+local function margin(f, kskill)
   local low = nil
   local seen_kind = false
-  for i = 1, #skills, 2 do
-    local m = tonumber(redis.call('HGET', me .. ':skills', skills[i]) or '0') - tonumber(skills[i + 1])
+  for skill, least in pairs(f.skills) do
+    local m = (levels[skill] or 0) - least
     if low == nil or m < low then low = m end
-    if skills[i] == kskill then seen_kind = true end
+    if skill == kskill then seen_kind = true end
   end
   if kskill and kskill ~= '0' and not seen_kind then
-    local m = tonumber(redis.call('HGET', me .. ':skills', kskill) or '0')
+    local m = levels[kskill] or 0
     if low == nil or m < low then low = m end
   end
   return low or 0
@@ -182,15 +201,15 @@ end
 -- One project asked for: its qualification micro-task they have not had comes first.
 if want ~= '0' then
   local pid = want
-  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual')
-  if not welcome(pid) then return {'none'} end
-  if cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+  local f = settings(redis.call('HGET', 'd:match', pid))
+  if not f or not welcome(f) then return {'none'} end
+  if f.need_qual == 1 and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
     local qual = test_for(pid)
     if qual == 'fresh' then return {'fresh', pid} end
     if qual then return take(pid, qual, 1) end
     return {'none'}
   end
-  if not qualified(pid) then return {'none'} end
+  if not qualified(pid, f) then return {'none'} end
   -- Started micro-tasks first, so items finish sooner, then the oldest one nobody has had.
   local started = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
   for _, mt in ipairs(started) do
@@ -203,61 +222,94 @@ end
 
 -- Any project: those open to the annotator, in the order of annotate.scoring.matching.order_key
 -- (priority desc, ready before a qualification test, due within `urgent` seconds first and the
--- nearest deadline first, expected rate desc, skill margin desc, id asc).
-local speeds = 'd:a:' .. a .. ':speed'
-local open = {}
-for _, pid in ipairs(projects) do
-  local cfg = redis.call('HMGET', 'd:p:' .. pid, 'need_qual', 'qual', 'prio', 'rate', 'kind', 'kskill', 'deadline')
-  local entry = nil
-  if not welcome(pid) then
-    -- the annotator's profile keeps them out
-  elseif cfg[1] == '1' and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
-    local qual = test_for(pid)
-    if qual then entry = {pid = pid, test = 1, qual = qual, margin = margin(pid, cfg[6])} end
-  elseif qualified(pid) then
-    entry = {pid = pid, test = 0, margin = margin(pid, cfg[6])}
-  end
-  if entry then
-    local speed = tonumber((cfg[5] and redis.call('HGET', speeds, cfg[5])) or '10000')
-    if speed <= 0 then speed = 10000 end
-    entry.id = tonumber(pid)
-    entry.prio = tonumber(cfg[3] or '0')
-    entry.rate = math.floor(tonumber(cfg[4] or '0') * 10000 / speed)
-    local deadline = tonumber(cfg[7] or '0') or 0
-    entry.due = 0
-    if deadline > 0 and deadline - now <= urgent then entry.due = deadline end
-    table.insert(open, entry)
-  end
-end
-table.sort(open, function(x, y)
-  if x.prio ~= y.prio then return x.prio > y.prio end
+-- nearest deadline first, expected rate desc, skill margin desc, id asc). d:live lists projects by
+-- priority, the first key: the script ranks one priority at a time and stops at the first that
+-- has work for them, so projects below it are never read.
+local function by_order(x, y)
   if x.test ~= y.test then return x.test < y.test end
   if (x.due > 0) ~= (y.due > 0) then return x.due > 0 end
   if x.due ~= y.due then return x.due < y.due end
   if x.rate ~= y.rate then return x.rate > y.rate end
   if x.margin ~= y.margin then return x.margin > y.margin end
   return x.id < y.id
-end)
+end
 
 -- The first project in that order with work for them: its qualification test, or a started
 -- micro-task (so items finish sooner), or the oldest one nobody has had.
-for _, e in ipairs(open) do
-  if e.test == 1 then
-    if e.qual == 'fresh' then return {'fresh', e.pid} end
-    return take(e.pid, e.qual, 1)
+local function first_with_work(open)
+  table.sort(open, by_order)
+  for _, e in ipairs(open) do
+    if e.test == 1 then
+      if e.qual == 'fresh' then return {'fresh', e.pid} end
+      return take(e.pid, e.qual, 1)
+    end
+    local q = 'd:p:' .. e.pid .. ':q'
+    local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
+    for _, mt in ipairs(started) do
+      if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
+    end
+    local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
+    if fresh[1] then return take(e.pid, fresh[1], 0) end
   end
-  local q = 'd:p:' .. e.pid .. ':q'
-  local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
-  for _, mt in ipairs(started) do
-    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
+  return nil
+end
+
+local all = {}
+for first = 1, #projects, 1000 do  -- unpack() has a limit on how many values it spreads
+  local part = redis.call('HMGET', 'd:match', unpack(projects, first, math.min(first + 999, #projects)))
+  for i = 1, #part do all[first + i - 1] = part[i] end
+end
+local open, prio = {}, nil
+for i, pid in ipairs(projects) do
+  local f = settings(all[i])
+  if f and f.prio ~= prio then
+    if #open > 0 then
+      local got = first_with_work(open)
+      if got then return got end
+      open = {}
+    end
+    prio = f.prio
   end
-  local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
-  if fresh[1] then return take(e.pid, fresh[1], 0) end
+  local entry = nil
+  if not f or not welcome(f) then
+    -- the annotator's profile keeps them out
+  elseif f.need_qual == 1 and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
+    local qual = test_for(pid)
+    if qual then entry = {pid = pid, test = 1, qual = qual, margin = margin(f, f.kskill)} end
+  elseif qualified(pid, f) then
+    entry = {pid = pid, test = 0, margin = margin(f, f.kskill)}
+  end
+  if entry then
+    local speed = speeds[f.kind] or 10000
+    if speed <= 0 then speed = 10000 end
+    entry.id = tonumber(pid)
+    entry.rate = math.floor(f.rate * 10000 / speed)
+    entry.due = 0
+    if f.deadline > 0 and f.deadline - now <= urgent then entry.due = f.deadline end
+    table.insert(open, entry)
+  end
+end
+if #open > 0 then
+  local got = first_with_work(open)
+  if got then return got end
 end
 return {'none'}
 """
 
 # Give a slot back after SQL has ended the lease (expired, skipped, released).
+# Projects' hourly rates at the usual pace (ARGV: pid, rate, pid, rate, ...), in their d:match entries.
+_SET_RATES = """
+for i = 1, #ARGV, 2 do
+  local entry = redis.call('HGET', 'd:match', ARGV[i])
+  if entry then
+    local settings = cjson.decode(entry)
+    settings.rate = tonumber(ARGV[i + 1])
+    redis.call('HSET', 'd:match', ARGV[i], cjson.encode(settings))
+  end
+end
+return 1
+"""
+
 _RELEASE = """
 local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end
@@ -402,6 +454,15 @@ class QueueStats:
     extra: dict = field(default_factory=dict)
 
 
+def _match_entry(project: ProjectState) -> str:
+    """What the script reads of a project to match it, as its d:match entry."""
+    return json.dumps({
+        "need_qual": int(project.needs_qualification), "cap": project.cap, "prio": project.priority,
+        "rate": project.rate, "kind": project.config_kind, "kskill": str(project.kind_skill),
+        "deadline": project.deadline, "cats": list(project.categories), "langs": list(project.languages),
+        "skills": {str(skill): least for skill, least in project.skills}}, separators=(",", ":"), sort_keys=True)
+
+
 def _live_score(priority: int, project_id: int) -> float:
     # ZRANGE is ascending: higher priority first, then older projects.
     return -priority * 10**9 + project_id
@@ -422,6 +483,7 @@ class Dispatch:
         self._extend = client.register_script(_EXTEND)
         self._take_finished = client.register_script(_TAKE_FINISHED)
         self._end_drain = client.register_script(_END_DRAIN)
+        self._set_rates = client.register_script(_SET_RATES)
 
     # --- the hot path -------------------------------------------------------
 
@@ -485,30 +547,20 @@ class Dispatch:
     # --- changes that follow SQL ----------------------------------------------
 
     def is_ready(self) -> bool:
-        return bool(self.r.exists("d:ready"))
+        return bool(self.r.exists(READY))
 
     def set_project(self, project: ProjectState) -> None:
         """A live project, or its settings changed."""
         key = f"d:p:{project.id}"
         with self.r.pipeline() as pipe:
-            pipe.hset(key, mapping={
-                "lease": project.lease_seconds, "need_qual": int(project.needs_qualification),
-                "qual": project.qualification_micro_task or 0, "cap": project.cap, "prio": project.priority,
-                "rate": project.rate, "kind": project.config_kind, "kskill": project.kind_skill,
-                "deadline": project.deadline})
+            pipe.hset(key, "lease", project.lease_seconds)
+            pipe.hset("d:match", project.id, _match_entry(project))
             if project.qualified:
                 pipe.sadd(f"{key}:ok", *project.qualified)
             if project.tried:
                 pipe.sadd(f"{key}:tried", *project.tried)
             if project.ended:
                 pipe.hset(f"{key}:again", mapping={a: repr(t) for a, t in project.ended})
-            pipe.delete(f"{key}:cats", f"{key}:langs", f"{key}:skills")
-            if project.categories:
-                pipe.sadd(f"{key}:cats", *project.categories)
-            if project.languages:
-                pipe.sadd(f"{key}:langs", *project.languages)
-            if project.skills:
-                pipe.hset(f"{key}:skills", mapping=dict(project.skills))
             if project.took:
                 pipe.hset(f"{key}:took", mapping=dict(project.took))
             pipe.zadd("d:live", {project.id: _live_score(project.priority, project.id)})
@@ -516,11 +568,8 @@ class Dispatch:
 
     def set_rates(self, rates: dict[int, int]) -> None:
         """Projects' hourly rates at the usual pace, refreshed after scoring."""
-        with self.r.pipeline(transaction=False) as pipe:
-            for project_id, rate in rates.items():
-                # A stopped project keeps its hash but is not in d:live: the rate is then unused.
-                pipe.hset(f"d:p:{project_id}", "rate", rate)
-            pipe.execute()
+        if rates:
+            self._set_rates(args=[value for pair in rates.items() for value in pair])
 
     def set_speeds(self, speeds: dict[int, tuple[tuple[str, int], ...]]) -> None:
         """Annotators' pace per config kind, refreshed when their work is scored."""
@@ -626,7 +675,7 @@ class Dispatch:
 
     def clear(self) -> None:
         """Remove every dispatch key (only the rebuild does this)."""
-        self.r.delete("d:ready")
+        self.r.delete(READY)
         cursor = 0
         while True:
             cursor, keys = self.r.scan(cursor, match="d:*", count=5000)
@@ -649,11 +698,11 @@ class Dispatch:
             blocked = list(blocked)
             if blocked:
                 pipe.sadd("d:blocked", *blocked)
-            pipe.set("d:ready", int(time.time()))
+            pipe.set(READY, int(time.time()))
             pipe.execute()
 
     def mark_ready(self) -> None:
-        self.r.set("d:ready", int(time.time()))
+        self.r.set(READY, int(time.time()))
 
     # --- what operators see ------------------------------------------------------
 

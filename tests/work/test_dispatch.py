@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from annotate.extensions import db, redis
 from annotate.models import Annotation, Assignment, AssignmentScore, MicroTask
+from tasks import dispatch
 from tests.conftest import choice
 
 
@@ -218,6 +219,22 @@ def test_losing_redis_loses_no_work(projects, annotators, app):
     other = ben.next().get_json()
     assert other["micro_task"] != held["micro_task"]
     assert ana.submit(held).status_code == 200
+
+
+def test_a_state_in_an_older_layout_is_rebuilt_not_read(projects, annotators, app):
+    # An upgrade finds Redis holding what the previous release loaded: its ready
+    # mark under the old name and per-project keys the new script does not read.
+    projects.live(items=4, per_task=2, overlap=1)
+    ana, ben = annotators(2)
+    held = ana.next().get_json()
+    with app.app_context():
+        client = redis.client
+        client.delete(dispatch.READY, "d:match")
+        client.set("d:ready", 1)
+    assert ana.next().get_json()["assignment_id"] == held["assignment_id"]
+    assert ben.next().get_json()["micro_task"] != held["micro_task"]
+    with app.app_context():
+        assert redis.client.exists(dispatch.READY) and redis.client.hlen("d:match") == 1
 
 
 def test_a_finished_micro_task_is_scored_by_the_job_draining_the_inbox(projects, annotators, app, run_jobs):
