@@ -111,6 +111,18 @@ class Database:
                 old.close()
         return direct
 
+    def analyze(self, *tables: str, rows: int) -> None:
+        """Refresh PostgreSQL's statistics of tables a bulk write of `rows` rows just
+        grew (from ANALYZE_AFTER rows: it reads a sample of each table). Until
+        autovacuum gets to them (a minute or more later) the planner assumes
+        defaults, and picked a parallel scan of a million micro-task items
+        where the request path wants one index look-up. SQLite plans by its
+        indexes without statistics."""
+        if rows < ANALYZE_AFTER or self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("ANALYZE " + ", ".join(tables))
+
     def dispose(self) -> None:
         """Close every connection: the threads' Direct ones, then the pool's."""
         state = self._state
@@ -125,6 +137,7 @@ class Database:
         state.engine.dispose()
 
 
+ANALYZE_AFTER = 10_000  # rows of a bulk write that call for fresh planner statistics
 MULTI_ROW_INSERT = 500  # rows in one INSERT statement on PostgreSQL
 
 

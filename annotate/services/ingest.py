@@ -796,6 +796,7 @@ def _write_all(job_id: int, project_id: int, gold: bool, spool, found: _Pass, st
                           "gold": gold, "seconds": round(time.monotonic() - started, 3)}
     except _Duplicates:
         return False
+    db.analyze("item", "prediction", rows=found.rows)
     return True
 
 

@@ -10,6 +10,7 @@ the guard fails, so a stale Redis can never hand out a slot twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import random
@@ -22,6 +23,7 @@ import orjson
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql
 
 from tasks.dispatch import AnnotatorState, Dispatch, LeaseState, MicroTaskState, ProjectState
 
@@ -139,6 +141,7 @@ def split_project(job_id: int) -> int:
     if job.status != "finished" and "micro_tasks" not in (job.result or {}):
         _split(job_id)
     job = db.session.get(BackgroundJob, job_id)
+    db.analyze("item", "micro_task", "micro_task_item", rows=job.result.get("items", 0))
     project = db.session.get(Project, job.project_id)
     if project.status == "live":
         first, last = job.result.get("first_seq"), job.result.get("last_seq")
@@ -462,6 +465,8 @@ def _record_lease(offer, annotator_id: int) -> dict[str, Any] | None:
     transaction; undo it in Redis if SQL disagrees."""
     direct = db.direct()
     try:
+        if direct.dialect.name == "postgresql" and not offer.qualification:
+            return _take_lease(direct, offer, annotator_id)
         with direct.transaction():
             if direct.execute(_TAKE_SLOT, {"mt": offer.micro_task_id}).rowcount != 1:
                 raise _Stale()
@@ -480,6 +485,17 @@ def _record_lease(offer, annotator_id: int) -> dict[str, Any] | None:
         d.finish(offer.micro_task_id, annotator_id, offer.project_id)
         _resync_micro_task(offer.micro_task_id)
         return None
+
+
+def _take_lease(direct: Direct, offer, annotator_id: int) -> dict[str, Any]:
+    """_record_lease's work in one statement (PostgreSQL)."""
+    expires = _moment(offer.expires_at)
+    rows = direct.execute(_LEASE_TAKEN, {
+        "mt": offer.micro_task_id, "annotator_id": annotator_id, "project_id": offer.project_id,
+        "leased_at": utcnow(), "lease_expires_at": expires}).fetchall()
+    if not rows:
+        raise _Stale()
+    return _payload(direct, rows[0][0], offer.micro_task_id, "leased", expires, [row[1:] for row in rows])
 
 
 class _Stale(Exception):
@@ -515,18 +531,20 @@ def _owned(session, annotator_id: int, assignment_id: int) -> Assignment:
 
 
 # The hot path's statements, prepared once (annotate.prepared): next and submit run them.
-_TAKE_SLOT = Prepared(update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroTask.status == "open",
-                                              MicroTask.taken < MicroTask.overlap)
-                      .values(taken=MicroTask.taken + 1))
+_take_slot = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroTask.status == "open",
+                                     MicroTask.taken < MicroTask.overlap)
+              .values(taken=MicroTask.taken + 1))
+_TAKE_SLOT = Prepared(_take_slot)
 _NEW_LEASE = Prepared(sa.insert(Assignment).returning(Assignment.id),
                       ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at",
                        "active_seconds", "with_predictions"])
 # What a lease shows, in one query: the project's settings on each of the micro-task's items, in
 # order, with their data as JSON text (parsed once, by orjson).
+_LEASE_COLUMNS = (Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
+                  MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error,
+                  Project.prediction_min_score, Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
 _LEASE_VIEW = Prepared(
-    select(Project.id, Project.title, Project.lease_seconds, Project.show_predictions, MicroTask.is_qualification,
-           Project.unassisted_share, Project.assist, Project.assist_error, Project.prediction_min_score,
-           Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
+    select(*_LEASE_COLUMNS)
     .select_from(MicroTaskItem).join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
     .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
     .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
@@ -543,9 +561,11 @@ def work_payload(assignment: Assignment) -> dict[str, Any]:
 
 
 def _payload(direct: Direct, assignment_id: int, micro_task_id: int, status: str,
-             lease_expires_at: dt.datetime) -> dict[str, Any]:
-    """What an annotator gets with a lease: one indexed query (two with predictions), as this is the hot path."""
-    view = direct.execute(_LEASE_VIEW, {"mt": micro_task_id}).fetchall()
+             lease_expires_at: dt.datetime, view: list | None = None) -> dict[str, Any]:
+    """What an annotator gets with a lease: one indexed query (two with predictions), as this is the hot
+    path; `view` is that query's rows when the caller read them already."""
+    if view is None:
+        view = direct.execute(_LEASE_VIEW, {"mt": micro_task_id}).fetchall()
     (project_id, title, lease_seconds, show_predictions, is_qualification, unassisted_share, source, assist_error,
      bar) = view[0][:9]
     rows = [row[9:] for row in view]
@@ -685,6 +705,42 @@ _COUNT_SUBMISSION = (
     .returning(MicroTask.status, MicroTask.is_qualification))
 _COUNT_SUBMISSION_PREPARED = Prepared(_COUNT_SUBMISSION)
 
+# On PostgreSQL every statement is a round trip to the server, so taking a lease
+# and storing a submit are one statement each: data-modifying CTEs, which run in
+# the statement's own transaction (no BEGIN or COMMIT to send either). Each does
+# what the steps above do on SQLite, in-process, and answers with no row where
+# their guard would have failed.
+_slot = _take_slot.returning(MicroTask.id).cte("slot")
+_lease = (sa.insert(Assignment).from_select(
+    ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at", "active_seconds",
+     "with_predictions"],
+    select(_slot.c.id, sa.bindparam("annotator_id", type_=sa.Integer), sa.bindparam("project_id", type_=sa.Integer),
+           sa.literal("leased"), sa.bindparam("leased_at", type_=Assignment.leased_at.type),
+           sa.bindparam("lease_expires_at", type_=Assignment.lease_expires_at.type), sa.literal(0.0), sa.false()))
+    .returning(Assignment.id, Assignment.micro_task_id).cte("lease"))
+# The new assignment's id, then what _LEASE_VIEW reads: a row per item, none if the slot was gone.
+_LEASE_TAKEN = Prepared(
+    select(_lease.c.id, *_LEASE_COLUMNS)
+    .select_from(_lease).join(MicroTaskItem, MicroTaskItem.micro_task_id == _lease.c.micro_task_id)
+    .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+    .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
+    .order_by(MicroTaskItem.position))
+_submitted = _SUBMIT_LEASED.statement.returning(Assignment.id).cte("submitted")
+_answers = sa.func.unnest(
+    sa.cast(sa.bindparam("item_ids"), postgresql.ARRAY(sa.Integer)),
+    sa.cast(sa.bindparam("results"), postgresql.ARRAY(sa.Text)),
+    sa.cast(sa.bindparam("seconds_each"), postgresql.ARRAY(sa.Float)),
+    sa.cast(sa.bindparam("had"), postgresql.ARRAY(sa.Boolean)),
+    sa.cast(sa.bindparam("accepted"), postgresql.ARRAY(sa.Boolean)),
+).table_valued("item_id", "result", "seconds", "had", "accepted").render_derived()
+_annotations = sa.insert(Annotation).from_select(
+    ["assignment_id", "item_id", "result", "seconds", "had_prediction", "accepted_prediction", "created_at"],
+    select(_submitted.c.id, _answers.c.item_id, sa.cast(_answers.c.result, postgresql.JSONB), _answers.c.seconds,
+           _answers.c.had, _answers.c.accepted, sa.bindparam("now", type_=Annotation.created_at.type))
+    .select_from(_submitted).join(_answers, sa.true())).cte("annotations")
+# The micro-task's status after one more submission; no row if the assignment was not leased.
+_SUBMIT_STORED = Prepared(_COUNT_SUBMISSION.where(sa.exists(select(_submitted.c.id))).add_cte(_annotations))
+
 
 def submit(annotator_id: int, assignment_id: int, raw_annotations: Any) -> dict[str, Any]:
     """Store the annotator's results for a whole micro-task. A repeated submit
@@ -784,13 +840,25 @@ def _submit_leased(direct: Direct, head: _SubmitHead, assignment_id: int, annota
     guarded update says whether it is still leased (and takes its lock). None if it is not
     (the caller then takes the general path); else the answer and whether the micro-task is done."""
     now = utcnow()
-    with direct.transaction():
-        if direct.execute(_SUBMIT_LEASED, _submitted_values(assignment_id, now, annotations, shown)).rowcount != 1:
+    values = _submitted_values(assignment_id, now, annotations, shown)
+    if direct.dialect.name == "postgresql":
+        row = direct.execute(_SUBMIT_STORED, {
+            **values, "mt": head.micro_task_id, "item_ids": [entry["item_id"] for entry in annotations],
+            "results": [json.dumps(entry["result"]) for entry in annotations],
+            "seconds_each": [entry["seconds"] for entry in annotations],
+            "had": [entry["had_prediction"] for entry in annotations],
+            "accepted": [entry["accepted_prediction"] for entry in annotations]}).fetchone()
+        if row is None:
             return None
-        direct.executemany(_NEW_ANNOTATION, [{"assignment_id": assignment_id, "created_at": now, **entry}
-                                             for entry in annotations])
-        status, _qualification = direct.execute(_COUNT_SUBMISSION_PREPARED, {"mt": head.micro_task_id,
-                                                                             "now": now}).fetchone()
+        status = row[0]
+    else:
+        with direct.transaction():
+            if direct.execute(_SUBMIT_LEASED, values).rowcount != 1:
+                return None
+            direct.executemany(_NEW_ANNOTATION, [{"assignment_id": assignment_id, "created_at": now, **entry}
+                                                 for entry in annotations])
+            status, _qualification = direct.execute(_COUNT_SUBMISSION_PREPARED, {"mt": head.micro_task_id,
+                                                                                 "now": now}).fetchone()
     return _submitted_body(assignment_id, now, annotations), status == "done"
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import func, select
 
+from annotate import extensions
 from annotate.extensions import db, redis
 from annotate.models import Annotation, Assignment, AssignmentScore, MicroTask
 from tasks import dispatch
@@ -235,6 +238,20 @@ def test_a_state_in_an_older_layout_is_rebuilt_not_read(projects, annotators, ap
     assert ben.next().get_json()["micro_task"] != held["micro_task"]
     with app.app_context():
         assert redis.client.exists(dispatch.READY) and redis.client.hlen("d:match") == 1
+
+
+def test_a_big_split_leaves_the_planner_statistics_of_its_tables(projects, app, monkeypatch):
+    # Without them PostgreSQL planned a parallel scan of a million micro-task items for
+    # each request for work, until autovacuum came round.
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite plans by its indexes without statistics")
+    monkeypatch.setattr(extensions, "ANALYZE_AFTER", 30)
+    projects.live(items=37, per_task=2)
+    with app.app_context():
+        planned = dict(db.session.execute(sa.text(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('item', 'micro_task', 'micro_task_item')")).all())
+    assert planned == {"item": 37, "micro_task": 19, "micro_task_item": 37}
 
 
 def test_a_finished_micro_task_is_scored_by_the_job_draining_the_inbox(projects, annotators, app, run_jobs):
