@@ -16,7 +16,8 @@ Phases: a warm-up; a closed loop without think time (throughput); a paced
 load where annotators pause so that together they offer --rate cycles per
 second (latency), all on a project of --items items; with --big N, the paced
 load once more in --rounds rounds, each on a new project of --small items and
-then on one of N items, with next p99 of the two compared. In the paced
+on one of N items (the small one first in odd rounds, the big one in even
+ones), with next p99 of the two compared. In the paced
 phases each annotator starts at a random moment of the first think time, as
 in a steady state. The projects' items are bulk-loaded (COPY on
 PostgreSQL) as the import job stores them, then split by the real publish job.
@@ -301,8 +302,8 @@ def main() -> None:
                         help="items of the project the throughput and latency phases use (enough not to run out)")
     parser.add_argument("--big", type=int, default=0, help="also compare next p99 on a project of this many items")
     parser.add_argument("--small", type=int, default=10_000, help="the project --big is compared with")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="with --big, rounds of the comparison: a new small project, then the big one")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="with --big, rounds of the comparison: a new small project and the big one")
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=300, help="offered cycles/s in the paced phases")
@@ -334,13 +335,17 @@ def main() -> None:
                 # same machine; each round lasts as long as a small project's slots do at the
                 # offered rate, with room to spare.
                 seconds = min(args.seconds, 0.8 * args.small * 3 / 10 / args.rate)
+                # ABBA...: the small project first in odd rounds, the big one in even ones, as
+                # whichever runs first after a change of project has the worse p99.
                 smalls, bigs = [], []
                 for i in range(args.rounds):
-                    smalls.append(run_phase("", port, keys, projects[f"small {i + 1}"], seconds, think, show=False))
-                    bigs.append(run_phase("", port, keys, projects["big"], seconds, think, show=False))
+                    phases = [(smalls, projects[f"small {i + 1}"]), (bigs, projects["big"])]
+                    for out, project in (phases if i % 2 == 0 else phases[::-1]):
+                        out.append(run_phase("", port, keys, project, seconds, think, show=False))
                 small, big = merged(smalls), merged(bigs)
                 report(f"size: {args.small:,} items ({args.rounds} projects, one a round)", keys, think, small)
-                report(f"size: {args.big:,} items ({args.rounds} rounds, between the small ones)", keys, think, big)
+                report(f"size: {args.big:,} items ({args.rounds} rounds, alternating with the small ones)",
+                       keys, think, big)
                 print(f"\n  next p99 with {args.big:,} items / with {args.small:,}: "
                       f"{pct(big['next'], .99) / pct(small['next'], .99):.2f} (target at most 1.5)  ({load_average()})")
         from annotate import create_app

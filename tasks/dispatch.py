@@ -4,10 +4,11 @@ Redis holds a rebuildable copy of what SQL knows about open work, shaped so
 that handing out a slot is one atomic Lua call whose cost does not grow with
 the size of a project:
 
-    d:ready:2                present once the state is loaded (gone after a Redis restart); the
+    d:ready:3                present once the state is loaded (gone after a Redis restart); the
                              number is this layout's version, so a state an older release
                              loaded reads as missing and is rebuilt
-    d:live                   ZSET of live project ids, best priority first
+    d:live                   ZSET of live project ids: best priority first, then those with a
+                             deadline, then by rate (see _live_score)
     d:p:{pid}                HASH lease (seconds)
     d:match                  HASH pid -> what matching reads of the project, as JSON: need_qual
                              (0/1), cap, prio (priority), rate (minor units of the ranking
@@ -49,7 +50,11 @@ window, nearest first), expected hourly rate = rate * 10000 / pace, skill
 margin, id), from the values above. The script holds Redis for everyone while
 it runs, so it reads little: the annotator's profile, levels and pace once, every
 live project's entry of d:match in one call, and per project only what changes
-with each hand-out (its share cap, its qualification).
+with each hand-out (its share cap, its qualification). It decodes entries in
+d:live's order (priority, deadline, rate at the usual pace) and stops at the
+first priority with work for the annotator, and within it as soon as no
+project still to come could outrank the best one seen (its rate at their
+fastest pace is lower), so most calls read a fraction of the live projects.
 
 A qualification test is taken once per attempt: one who skipped it or let it
 expire may take it again after a cooling-off, on a qualification micro-task
@@ -76,7 +81,7 @@ import redis as redis_lib
 
 STARTED = 10**12  # added to the score of micro-tasks nobody has had yet
 SCAN_LIMIT = 200  # started micro-tasks looked at for one annotator before taking a fresh one
-READY = "d:ready:2"  # present once the state is loaded (the number is the layout's version; _NEXT names it too)
+READY = "d:ready:3"  # present once the state is loaded (the number is the layout's version; _NEXT names it too)
 DRAINING_SECONDS = 120  # how long the inbox counts as drained by a scoring job that stopped saying so
 
 _NEXT = """
@@ -87,7 +92,7 @@ local limit = tonumber(ARGV[4])
 local urgent = tonumber(ARGV[5])
 local cooling = tonumber(ARGV[6])
 local STARTED = 1000000000000
-if redis.call('EXISTS', 'd:ready:2') == 0 then return {'rebuild'} end
+if redis.call('EXISTS', 'd:ready:3') == 0 then return {'rebuild'} end
 if redis.call('SISMEMBER', 'd:blocked', a) == 1 then return {'blocked'} end
 
 local held = redis.call('HGETALL', 'd:a:' .. a .. ':leases')
@@ -223,8 +228,10 @@ end
 -- Any project: those open to the annotator, in the order of annotate.scoring.matching.order_key
 -- (priority desc, ready before a qualification test, due within `urgent` seconds first and the
 -- nearest deadline first, expected rate desc, skill margin desc, id asc). d:live lists projects by
--- priority, the first key: the script ranks one priority at a time and stops at the first that
--- has work for them, so projects below it are never read.
+-- priority, the first key, then those with a deadline, then by rate at the usual pace, highest
+-- first. The script ranks one priority at a time and stops at the first that has work for them,
+-- so projects below it are never read; within a priority it stops as soon as the best ready
+-- project seen is due soon, or pays this annotator more than any project still to come could.
 local function by_order(x, y)
   if x.test ~= y.test then return x.test < y.test end
   if (x.due > 0) ~= (y.due > 0) then return x.due > 0 end
@@ -234,24 +241,54 @@ local function by_order(x, y)
   return x.id < y.id
 end
 
--- The first project in that order with work for them: its qualification test, or a started
--- micro-task (so items finish sooner), or the oldest one nobody has had.
+-- A project's work for them, taken: its qualification test, or a started micro-task (so items
+-- finish sooner), or the oldest one nobody has had; nil if it has none for them.
+local function work_in(e)
+  if e.test == 1 then
+    if e.qual == 'fresh' then return {'fresh', e.pid} end
+    return take(e.pid, e.qual, 1)
+  end
+  local q = 'd:p:' .. e.pid .. ':q'
+  local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
+  for _, mt in ipairs(started) do
+    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
+  end
+  local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
+  if fresh[1] then return take(e.pid, fresh[1], 0) end
+  return nil
+end
+
+-- The first project in that order with work for them.
 local function first_with_work(open)
   table.sort(open, by_order)
   for _, e in ipairs(open) do
-    if e.test == 1 then
-      if e.qual == 'fresh' then return {'fresh', e.pid} end
-      return take(e.pid, e.qual, 1)
-    end
-    local q = 'd:p:' .. e.pid .. ':q'
-    local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
-    for _, mt in ipairs(started) do
-      if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
-    end
-    local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
-    if fresh[1] then return take(e.pid, fresh[1], 0) end
+    local got = work_in(e)
+    if got then return got end
   end
   return nil
+end
+
+-- The best ready (not a test) project among those seen, and those seen without it.
+local function best_ready(open)
+  local best = nil
+  for _, e in ipairs(open) do
+    if e.test == 0 and (best == nil or by_order(e, best)) then best = e end
+  end
+  return best
+end
+
+local function without(open, gone)
+  local kept = {}
+  for _, e in ipairs(open) do
+    if e ~= gone then table.insert(kept, e) end
+  end
+  return kept
+end
+
+-- The most their pace multiplies a project's usual rate by is 10000 / fastest.
+local fastest = 10000
+for _, speed in pairs(speeds) do
+  if speed > 0 and speed < fastest then fastest = speed end
 end
 
 local all = {}
@@ -259,16 +296,28 @@ for first = 1, #projects, 1000 do  -- unpack() has a limit on how many values it
   local part = redis.call('HMGET', 'd:match', unpack(projects, first, math.min(first + 999, #projects)))
   for i = 1, #part do all[first + i - 1] = part[i] end
 end
-local open, prio = {}, nil
+local open, prio, best = {}, nil, nil
 for i, pid in ipairs(projects) do
   local f = settings(all[i])
   if f and f.prio ~= prio then
     if #open > 0 then
       local got = first_with_work(open)
       if got then return got end
-      open = {}
+      open, best = {}, nil
     end
     prio = f.prio
+  end
+  if f and f.deadline == 0 then
+    -- The rest of this priority has no deadline and comes by rate, highest first: none of it
+    -- can pay this annotator more than `most`. A ready project seen that is due soon or pays
+    -- more comes before all of it.
+    local most = math.floor(f.rate * 10000 / fastest)
+    while best and (best.due > 0 or best.rate > most) do
+      local got = work_in(best)
+      if got then return got end
+      open = without(open, best)
+      best = best_ready(open)
+    end
   end
   local entry = nil
   if not f or not welcome(f) then
@@ -287,6 +336,7 @@ for i, pid in ipairs(projects) do
     entry.due = 0
     if f.deadline > 0 and f.deadline - now <= urgent then entry.due = f.deadline end
     table.insert(open, entry)
+    if entry.test == 0 and (best == nil or by_order(entry, best)) then best = entry end
   end
 end
 if #open > 0 then
@@ -299,12 +349,18 @@ return {'none'}
 # Give a slot back after SQL has ended the lease (expired, skipped, released).
 # Projects' hourly rates at the usual pace (ARGV: pid, rate, pid, rate, ...), in their d:match entries.
 _SET_RATES = """
+local SPAN = 1099511627776  -- RATE_SPAN
 for i = 1, #ARGV, 2 do
   local entry = redis.call('HGET', 'd:match', ARGV[i])
   if entry then
     local settings = cjson.decode(entry)
     settings.rate = tonumber(ARGV[i + 1])
     redis.call('HSET', 'd:match', ARGV[i], cjson.encode(settings))
+    if redis.call('ZSCORE', 'd:live', ARGV[i]) then  -- as _live_score
+      local score = -(settings.prio * 2 * SPAN) - math.min(math.max(settings.rate, 0), SPAN - 1)
+      if settings.deadline > 0 then score = score - SPAN end
+      redis.call('ZADD', 'd:live', score, ARGV[i])
+    end
   end
 end
 return 1
@@ -463,9 +519,14 @@ def _match_entry(project: ProjectState) -> str:
         "skills": {str(skill): least for skill, least in project.skills}}, separators=(",", ":"), sort_keys=True)
 
 
-def _live_score(priority: int, project_id: int) -> float:
-    # ZRANGE is ascending: higher priority first, then older projects.
-    return -priority * 10**9 + project_id
+RATE_SPAN = 2**40  # rates at or above it rank alike in d:live; priorities (-100 to 100) times it stay exact
+
+
+def _live_score(priority: int, deadline: int, rate: int) -> float:
+    """ZRANGE is ascending: higher priority first, then projects with a deadline, then the
+    higher rate at the usual pace (_NEXT's early stop relies on this order; _SET_RATES
+    computes it too)."""
+    return -(priority * 2 * RATE_SPAN) - (RATE_SPAN if deadline > 0 else 0) - min(max(rate, 0), RATE_SPAN - 1)
 
 
 class Dispatch:
@@ -563,7 +624,7 @@ class Dispatch:
                 pipe.hset(f"{key}:again", mapping={a: repr(t) for a, t in project.ended})
             if project.took:
                 pipe.hset(f"{key}:took", mapping=dict(project.took))
-            pipe.zadd("d:live", {project.id: _live_score(project.priority, project.id)})
+            pipe.zadd("d:live", {project.id: _live_score(project.priority, project.deadline, project.rate)})
             pipe.execute()
 
     def set_rates(self, rates: dict[int, int]) -> None:

@@ -5,7 +5,7 @@ import datetime as dt
 import re
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
@@ -118,6 +118,80 @@ def test_next_without_a_project_orders_by_expected_earnings_for_this_annotator(a
                 d.finish(offer.micro_task_id, annotator.id, offer.project_id)
             assert handed == expected[annotator.id]
             assert d.next(annotator.id, None).kind == "none"
+
+
+def test_a_rate_refreshed_after_scoring_reorders_the_projects_and_keeps_their_filters(app):
+    from tasks.dispatch import AnnotatorState, MicroTaskState, ProjectState
+
+    with app.app_context():
+        d = work.dispatcher()
+        d.clear()
+        d.load([ProjectState(1, 0, 600, False, config_kind="text_classification", rate=3600,
+                             languages=("de",), deadline=2_000_000_000),
+                ProjectState(2, 0, 600, False, config_kind="text_classification", rate=5000)],
+               [MicroTaskState(pid * 100 + i, pid, i, 1) for pid in (1, 2) for i in range(1, 4)], [], [],
+               [AnnotatorState(a, languages=("de",)) for a in (41, 42)] + [AnnotatorState(43)])
+        assert d.next(41, None).project_id == 2
+        d.set_rates({1: 9000})
+        assert d.next(42, None).project_id == 1
+        assert d.next(43, None).project_id == 2  # project 1 still asks for German
+        d.set_rates({2: 12_000})
+        assert d.next(43, None).project_id == 2 and d.next(41, None).kind == "held"
+
+
+_KINDS = {"text_classification": 8, "bounding_boxes": 9}  # config kind -> the platform's skill for it
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_the_script_hands_out_projects_in_the_order_of_order_key(app, data):
+    """The script stops ranking early when no project still to come can beat the best seen;
+    whatever the rates, paces, deadlines and filters, it hands out what a full ranking would."""
+    import time
+
+    from annotate.scoring import matching
+    from tasks.dispatch import AnnotatorState, MicroTaskState, ProjectState
+
+    now = int(time.time())
+    projects_ = []
+    for pid in range(1, data.draw(st.integers(1, 12), "projects") + 1):
+        projects_.append(dict(
+            id=pid, prio=data.draw(st.sampled_from([0, 0, 1])), kind=data.draw(st.sampled_from(sorted(_KINDS))),
+            rate=data.draw(st.sampled_from([0, 1000, 3000, 3000, 4500, 6000, 9000])),
+            deadline=data.draw(st.sampled_from([0, 0, now + 3600, now + 7200, now + 30 * 86400])),
+            mins=data.draw(st.sampled_from([{}, {}, {7: 40}, {7: 80}, {8: 50}])),
+            langs=data.draw(st.sampled_from([(), (), ("de",)]))))
+    levels = {7: data.draw(st.integers(0, 100)), 8: data.draw(st.integers(0, 100))}
+    speeds = {kind: speed for kind in _KINDS
+              if (speed := data.draw(st.sampled_from([None, 2500, 5000, 10000, 20000]))) is not None}
+    langs = data.draw(st.sampled_from([(), ("de",)]))
+    with app.app_context():
+        d = work.dispatcher()
+        d.clear()
+        d.load([ProjectState(p["id"], p["prio"], 600, False, skills=tuple(p["mins"].items()), config_kind=p["kind"],
+                             rate=p["rate"], kind_skill=_KINDS[p["kind"]], deadline=p["deadline"],
+                             languages=p["langs"]) for p in projects_],
+               [MicroTaskState(10 * p["id"], p["id"], 1, 1) for p in projects_], [], [],
+               [AnnotatorState(42, languages=langs, skills=tuple(levels.items()), speeds=tuple(speeds.items()))])
+        # Scoring refreshes some rates while the projects are live.
+        refreshed = data.draw(st.dictionaries(st.sampled_from([p["id"] for p in projects_]),
+                                              st.sampled_from([500, 3000, 7000, 12000]), max_size=4))
+        d.set_rates(refreshed)
+        for p in projects_:
+            p["rate"] = refreshed.get(p["id"], p["rate"])
+        open_to_them = [p for p in projects_ if set(p["langs"]) <= set(langs)
+                        and all(levels.get(skill, 0) >= least for skill, least in p["mins"].items())]
+        expected = sorted(open_to_them, key=lambda p: matching.order_key(
+            p["prio"], False, matching.expected_rate(p["rate"], speeds.get(p["kind"], matching.BP)),
+            matching.margin(p["mins"], levels, _KINDS[p["kind"]]), p["id"],
+            p["deadline"] if p["deadline"] and p["deadline"] - now <= d.deadline_window else 0))
+        handed = []
+        for _ in open_to_them:
+            offer = d.next(42, None)
+            handed.append(offer.project_id)
+            d.finish(offer.micro_task_id, 42, offer.project_id)
+        assert handed == [p["id"] for p in expected]
+        assert d.next(42, None).kind == "none"
 
 
 def test_expected_rates_and_margins_are_whole_numbers():
