@@ -7,8 +7,9 @@ each writer writes as it goes, so no export holds a whole project in memory.
 - `formats`: the catalogue of export formats and which of them a label
   config can be exported to (with the reason when it cannot).
 - `labelstudio`: Label Studio JSON, JSON-min, CSV and TSV.
-- `converted`: COCO, YOLO, Pascal VOC and CoNLL 2003 through
-  label-studio-sdk's `Converter`, with stored media in the archive.
+- `converted`: COCO, YOLO and Pascal VOC, written item by item with
+  label-studio-sdk's converter's arithmetic, and CoNLL 2003 through its
+  `Converter`; stored media go into the archive.
 - `consensus`: our consensus file, as JSONL and CSV.
 - `media`: which stored media file a data value names, if any (safely).
 - `pseudonyms`: per-export pseudonyms for annotator ids.

@@ -20,7 +20,7 @@ class Format:
     extension: str    # of the file a user downloads
     mimetype: str
     label_studio: bool = True   # offered through Label Studio's /export endpoint too
-    converted: bool = False     # written by label-studio-sdk's Converter
+    converted: bool = False     # a format of label-studio-sdk's Converter (exports.converted)
     archive: bool = False       # a ZIP (with images when the project has stored media)
 
 

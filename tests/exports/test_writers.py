@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import os
+import zipfile
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,7 @@ from label_studio_sdk.converter import Converter
 
 from exports import consensus, labelstudio, money, payroll
 from exports.formats import converter_data_key, lookup, offers
-from exports.media import MediaFiles
+from exports.media import MediaFiles, safe_suffix
 from exports.pseudonyms import Pseudonyms
 from tests.conftest import IMAGE_CONFIG, TEXT_CONFIG, choice
 
@@ -235,19 +236,26 @@ BOXES_AND_POLYGONS = """<View><Image name="image" value="$image"/>
 <PolygonLabels name="shape" toName="image"><Label value="Road"/></PolygonLabels></View>"""
 
 
+def region(kind, label, value, width=640, height=480):
+    name = {"rectanglelabels": "box", "polygonlabels": "shape"}[kind]
+    labels = label if isinstance(label, list) else [label]
+    sized = {"original_width": width, "original_height": height} if width else {}
+    return {"from_name": name, "to_name": "image", "type": kind, **sized, "value": {**value, kind: labels}}
+
+
+BOX = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 25.5, "rotation": 0}
+TRIANGLE = {"points": [[0, 0], [50, 10], [40, 60.5]]}
+
+
 def test_coco_written_as_a_stream_holds_what_label_studio_s_converter_writes(tmp_path):
     from exports import converted
 
-    def region(kind, label, value, width=640, height=480):
-        name = {"rectanglelabels": "box", "polygonlabels": "shape"}[kind]
-        return {"from_name": name, "to_name": "image", "type": kind, "original_width": width,
-                "original_height": height, "value": {**value, kind: [label]}}
-
-    box = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 25.5, "rotation": 0}
+    box = BOX
     tasks = [
         {"id": 1, "data": {"image": "/nowhere/1.png"}, "annotations": [{"id": 1, "result": [
-            region("rectanglelabels", "Car", box), region("rectanglelabels", "Person", {**box, "rotation": 30}),
-            region("polygonlabels", "Road", {"points": [[0, 0], [50, 10], [40, 60.5]]})]}]},
+            # Controls interleaved: the converter lists the regions of one control, then the next.
+            region("rectanglelabels", "Car", box), region("polygonlabels", "Road", TRIANGLE),
+            region("rectanglelabels", "Person", {**box, "rotation": 30})]}]},
         {"id": 2, "data": {"image": "/nowhere/2.jpg"}, "annotations": []},
         {"id": 3, "data": {"image": "/nowhere/3.png"}, "annotations": [{"id": 2, "result": [
             region("rectanglelabels", "Bus", box, 800, 600)]}]},  # a label the config does not list
@@ -261,8 +269,6 @@ def test_coco_written_as_a_stream_holds_what_label_studio_s_converter_writes(tmp
     archive = io.BytesIO()
     written = converted.write_converted("COCO", BOXES_AND_POLYGONS, iter(tasks), archive, tmp_path / "work", "image",
                                         None)
-    import zipfile
-
     ours = json.loads(zipfile.ZipFile(archive).read("result.json"))
     assert (written.items, written.annotations) == (3, 2)
     # The same images, categories and annotations; an image that is not ours is named as the item names
@@ -273,3 +279,155 @@ def test_coco_written_as_a_stream_holds_what_label_studio_s_converter_writes(tmp
     assert [c["name"] for c in ours["categories"]] == ["Car", "Person", "Road", "Bus"]
     assert len(ours["annotations"]) == 4 and ours["info"]["contributor"] == "Label Studio"
     assert not (tmp_path / "work").exists()
+
+
+def sdk_archive(tmp_path, tasks, fmt, media: MediaFiles, config=BOXES_AND_POLYGONS) -> dict[str, bytes]:
+    """The files label-studio-sdk's converter writes for `tasks` given, as its input, the path of a
+    link in images/ to each stored image of ours, and of an empty placeholder for any other value."""
+    out, outside = tmp_path / f"sdk-{fmt}", tmp_path / f"outside-{fmt}"
+    (out / "images").mkdir(parents=True)
+    outside.mkdir()
+    placed = []
+    for task in tasks:
+        value = task["data"].get("image")
+        real = media.resolve(value)
+        if real is not None:
+            path = out / "images" / f"{task['id']}{real.suffix.lower()}"
+            path.symlink_to(real)
+        else:
+            path = outside / f"{task['id']}{safe_suffix(value)}"
+            path.touch()
+        placed.append({**task, "data": {**task["data"], "image": str(path)}})
+    source = tmp_path / f"{fmt}.json"
+    source.write_text(json.dumps(placed))
+    Converter(config=config, project_dir=None, download_resources=False).convert(str(source), str(out), fmt,
+                                                                                 is_dir=False)
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def boxed_tasks() -> list[dict]:
+    def annotation(i, created, result, **more):
+        return {"id": i, "completed_by": f"annotator{i}", "created_at": created, "result": result, **more}
+
+    polygon = region("polygonlabels", "Road", TRIANGLE)
+    return [
+        # A stored image; boxes and a polygon of two controls, interleaved.
+        {"id": 1, "data": {"image": "/media/ab/photo.png"}, "annotations": [annotation(1, "2026-01-01", [
+            region("rectanglelabels", "Car", BOX), polygon, region("rectanglelabels", "Person", {**BOX, "rotation": 30})])]},
+        {"id": 2, "data": {"image": "/nowhere/2.jpg"}, "annotations": []},
+        # The oldest annotation with regions wins; a label the config does not list; two labels on one box.
+        {"id": 3, "data": {"image": "https://example.org/3.png?size=big"}, "annotations": [
+            annotation(2, "2026-01-03", [region("rectanglelabels", "Bus", BOX, 800, 600)]),
+            annotation(3, "2026-01-02", [region("rectanglelabels", ["Person", "Car"], {**BOX, "x": 55.5}, 800, 600),
+                                         polygon]),
+            annotation(4, "2026-01-01", []),
+            annotation(5, "2025-12-31", [region("rectanglelabels", "Car", BOX)], was_cancelled=True)]},
+        # Every annotation cancelled; a path outside the media root.
+        {"id": 4, "data": {"image": "/media/../secret.png"}, "annotations": [
+            annotation(6, "2026-01-01", [region("rectanglelabels", "Car", BOX)], was_cancelled=True)]},
+        # A stored image whose regions carry no size: no VOC file.
+        {"id": 5, "data": {"image": "/media/ab/photo.jpg"}, "annotations": [
+            annotation(7, "2026-01-01", [region("rectanglelabels", "Car", BOX, None)])]},
+        {"id": 6, "data": {}, "annotations": [annotation(8, "2026-01-01", [region("rectanglelabels", "Car", BOX)])]},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["YOLO", "VOC"])
+def test_yolo_and_voc_written_as_streams_hold_what_label_studio_s_converter_writes(tmp_path, fmt):
+    from exports import converted
+    from tests.exports.conftest import png
+
+    (tmp_path / "media" / "ab").mkdir(parents=True)
+    (tmp_path / "media" / "ab" / "photo.png").write_bytes(png(64, 48, 10))
+    (tmp_path / "media" / "ab" / "photo.jpg").write_bytes(png(32, 24, 90))
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    media = MediaFiles(tmp_path / "media")
+    tasks = boxed_tasks()
+    theirs = sdk_archive(tmp_path, tasks, fmt, media)
+
+    target = io.BytesIO()
+    written = converted.write_converted(fmt, BOXES_AND_POLYGONS, iter(tasks), target, tmp_path / "work", "image",
+                                        media)
+    with zipfile.ZipFile(target) as archive:
+        assert archive.testzip() is None
+        ours = {name: archive.read(name) for name in archive.namelist()}
+    assert (written.items, written.annotations, written.images) == (6, 8, 2)
+    assert not (tmp_path / "work").exists()
+    assert sorted(ours) == sorted(theirs)
+    assert {name: data for name, data in ours.items() if name != "notes.json"} == {
+        name: data for name, data in theirs.items() if name != "notes.json"}
+    assert ours["images/1.png"] == (tmp_path / "media" / "ab" / "photo.png").read_bytes()
+    assert [name for name in ours if name.startswith("images/")] == ["images/1.png", "images/5.jpg"]
+    if fmt == "YOLO":
+        assert json.loads(ours["notes.json"]) == json.loads(theirs["notes.json"])
+        assert sorted(name for name in ours if name.startswith("labels/")) == [
+            f"labels/{i}.txt" for i in (1, 2, 3, 5, 6)]
+        assert ours["labels/2.txt"] == b"" and ours["classes.txt"] == b"Car\nPerson\nRoad\nBus\n"
+        lines = [line.split() for name, data in ours.items() if name.startswith("labels/")
+                 for line in data.decode().splitlines()]
+        assert len(lines) == 8 and all(0 <= float(n) <= 1 for line in lines for n in line[1:])
+    else:
+        assert sorted(name for name in ours if name.startswith("Annotations/")) == [
+            "Annotations/1.xml", "Annotations/3.xml", "Annotations/6.xml"]
+        assert b"<filename>3.png</filename>" in ours["Annotations/3.xml"]
+
+
+def test_yolo_of_boxes_with_keypoints_holds_what_label_studio_s_converter_writes(tmp_path):
+    from exports import converted
+
+    config = """<View><Image name="image" value="$image"/>
+<RectangleLabels name="box" toName="image"><Label value="Face"/><Label value="Hand"/></RectangleLabels>
+<KeyPointLabels name="kp" toName="image"><Label value="eye"/><Label value="nose"/></KeyPointLabels></View>"""
+
+    def part(region_id, kind, label, value, parent=None):
+        return {"id": region_id, "parentID": parent, "from_name": "kp" if kind == "keypointlabels" else "box",
+                "to_name": "image", "type": kind, "original_width": 640, "original_height": 480,
+                "value": {**value, kind: [label]}}
+
+    tasks = [{"id": 1, "data": {"image": "/x/1.png"}, "annotations": [{"id": 1, "result": [
+        part("a", "rectanglelabels", "Face", {"x": 10, "y": 10, "width": 30, "height": 40}),
+        part("b", "keypointlabels", "eye", {"x": 20, "y": 20}, "a"),
+        part("c", "keypointlabels", "nose", {"x": 25, "y": 30}, "a"),
+        part("d", "rectanglelabels", "Hand", {"x": 50, "y": 50, "width": 10, "height": 10})]}]},
+        {"id": 2, "data": {"image": "/x/2.png"}, "annotations": []}]
+    theirs = sdk_archive(tmp_path, tasks, "YOLO", MediaFiles(tmp_path / "media"), config)
+    target = io.BytesIO()
+    converted.write_converted("YOLO", config, iter(tasks), target, tmp_path / "work", "image", None)
+    with zipfile.ZipFile(target) as archive:
+        ours = {name: archive.read(name) for name in archive.namelist()}
+    assert ours == theirs and sorted(ours) == ["classes.txt", "labels/1.txt", "labels/2.txt", "notes.json"]
+    assert ours["labels/1.txt"].count(b"\n") == 1 and json.loads(ours["notes.json"])["categories"][0]["keypoints"]
+
+
+def test_an_archive_of_many_or_large_members_has_zip64_records(tmp_path, monkeypatch):
+    from exports import converted
+
+    image = tmp_path / "image.png"
+    image.write_bytes(os.urandom(3000))
+    members = {f"labels/{i}.txt": b"0 0.5 0.5 0.25 0.125\n" * i for i in range(6)}
+
+    def write() -> bytes:
+        target = io.BytesIO()
+        archive = converted._Archive(target, tmp_path / "central.tmp")
+        for name, data in members.items():
+            archive.add(name, data)
+        archive.add_file("images/1.png", image, compress=False)
+        with archive.member("result.json") as out:
+            for _ in range(100):
+                out.write(b'{"images": []}\n')
+        archive.add("naïve.txt", b"")
+        archive.close()
+        assert not (tmp_path / "central.tmp").exists()
+        with zipfile.ZipFile(target) as read:
+            assert read.testzip() is None
+            assert {name: read.read(name) for name in members} == members
+            assert read.read("images/1.png") == image.read_bytes()
+            assert read.read("result.json") == b'{"images": []}\n' * 100 and read.read("naïve.txt") == b""
+            assert read.namelist() == [*members, "images/1.png", "result.json", "naïve.txt"]
+        return target.getvalue()
+
+    assert b"PK\x06\x06" not in write()
+    # Limits of a few bytes and members, so that sizes, offsets and the count need ZIP64 fields.
+    monkeypatch.setattr(converted, "_LIMIT", 100)
+    monkeypatch.setattr(converted, "_COUNT_LIMIT", 3)
+    assert b"PK\x06\x06" in write()
