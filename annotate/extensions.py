@@ -161,7 +161,6 @@ class Direct:
         self._writer_lock = writer_lock
         self._depth = 0
         self._cursor = self.connection.cursor()
-        self._second: Any = None  # a cursor for pair()'s second statement, made on first use
 
     @property
     def thread_alive(self) -> bool:
@@ -178,25 +177,6 @@ class Direct:
             self._check_connection()
             raise
         return self._cursor
-
-    def pair(self, first: Any, first_values: dict, second: Any, second_values: dict) -> tuple[Any, Any]:
-        """Run two statements, the second after the first, and return both cursors (read the
-        first's rows before the next call). On PostgreSQL they go in one round trip (psycopg's
-        pipeline mode); each still reads from a snapshot of its own, taken when it starts."""
-        if self._second is None:
-            self._second = self.connection.cursor()
-        one, two = first.compiled(self.dialect), second.compiled(self.dialect)
-        try:
-            if self._sqlite:
-                self._cursor.execute(one.sql, one.parameters(first_values))
-                return self._cursor, self._second.execute(two.sql, two.parameters(second_values))
-            with self.connection.pipeline():
-                self._cursor.execute(one.sql, one.parameters(first_values))
-                self._second.execute(two.sql, two.parameters(second_values))
-        except self._errors:
-            self._check_connection()
-            raise
-        return self._cursor, self._second
 
     def executemany(self, prepared: Any, rows: list[dict]) -> None:
         """Run an INSERT for each of `rows`: sqlite3's executemany loops in C; psycopg's

@@ -488,15 +488,16 @@ def _record_lease(offer, annotator_id: int) -> dict[str, Any] | None:
 
 
 def _take_lease(direct: Direct, offer, annotator_id: int) -> dict[str, Any]:
-    """_record_lease's work in two statements sent together (PostgreSQL): the lease, then what it shows."""
+    """_record_lease's work in one statement (PostgreSQL), two if the items moved meanwhile."""
     expires = _moment(offer.expires_at)
-    taken, view = direct.pair(_LEASE_TAKEN, {
+    rows = direct.execute(_LEASE_TAKEN, {
         "mt": offer.micro_task_id, "annotator_id": annotator_id, "project_id": offer.project_id,
-        "leased_at": utcnow(), "lease_expires_at": expires}, _LEASE_VIEW, {"mt": offer.micro_task_id})
-    assignment = taken.fetchone()
-    if assignment is None:
+        "leased_at": utcnow(), "lease_expires_at": expires}).fetchall()
+    if not rows:
         raise _Stale()
-    return _payload(direct, assignment[0], offer.micro_task_id, "leased", expires, view.fetchall())
+    moved = any(row[1] for row in rows)
+    view = None if moved else [row[2:] for row in rows]
+    return _payload(direct, rows[0][0], offer.micro_task_id, "leased", expires, view)
 
 
 class _Stale(Exception):
@@ -710,19 +711,26 @@ _COUNT_SUBMISSION_PREPARED = Prepared(_COUNT_SUBMISSION)
 # and storing a submit are one statement each: data-modifying CTEs, which run in
 # the statement's own transaction (no BEGIN or COMMIT to send either). Each does
 # what the steps above do on SQLite, in-process, and answers with no row where
-# their guard would have failed. (A lease's items are then read by _LEASE_VIEW.)
+# their guard would have failed.
 _slot = _take_slot.returning(MicroTask.id).cte("slot")
-# The new assignment's id, or no row if the slot was gone. What the lease shows is read by a
-# statement of its own (sent in the same round trip): this one reads from the snapshot it
-# started with, and a re-forming of the queue (services.uncertainty) that held the
-# micro-task's lock may have moved its items since.
-_LEASE_TAKEN = Prepared(sa.insert(Assignment).from_select(
+_lease = (sa.insert(Assignment).from_select(
     ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at", "active_seconds",
      "with_predictions"],
     select(_slot.c.id, sa.bindparam("annotator_id", type_=sa.Integer), sa.bindparam("project_id", type_=sa.Integer),
            sa.literal("leased"), sa.bindparam("leased_at", type_=Assignment.leased_at.type),
            sa.bindparam("lease_expires_at", type_=Assignment.lease_expires_at.type), sa.literal(0.0), sa.false()))
-    .returning(Assignment.id))
+    .returning(Assignment.id, Assignment.micro_task_id).cte("lease"))
+# The new assignment's id, whether an item row was deleted since the statement's snapshot, then
+# what _LEASE_VIEW reads: a row per item, none if the slot was gone. The statement reads from the
+# snapshot it started with; a re-forming of the queue (services.uncertainty) that held the
+# micro-task's lock meanwhile has moved its items, deleting the rows seen here (their xmax is
+# set), and the items are then read again.
+_LEASE_TAKEN = Prepared(
+    select(_lease.c.id, sa.cast(sa.literal_column("micro_task_item.xmax"), sa.Text) != "0", *_LEASE_COLUMNS)
+    .select_from(_lease).join(MicroTaskItem, MicroTaskItem.micro_task_id == _lease.c.micro_task_id)
+    .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+    .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
+    .order_by(MicroTaskItem.position))
 _submitted = _SUBMIT_LEASED.statement.returning(Assignment.id).cte("submitted")
 _answers = sa.func.unnest(
     sa.cast(sa.bindparam("item_ids"), postgresql.ARRAY(sa.Integer)),
