@@ -269,6 +269,17 @@ def merged(outs: list[dict]) -> dict:
     return out
 
 
+def alternating(port: int, keys: list[str], pairs: list[tuple[int, int]], seconds: float,
+                think: float) -> tuple[dict, dict]:
+    """Paced phases on two projects, a pair a round, in the order ABBA...: whichever runs first
+    after a change of project has the worse p99. Returns each side's rounds as one."""
+    rounds: tuple[list, list] = ([], [])
+    for i, pair in enumerate(pairs):
+        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
+            rounds[side].append(run_phase("", port, keys, pair[side], seconds, think, show=False))
+    return merged(rounds[0]), merged(rounds[1])
+
+
 def report(label: str, keys: list[str], think: float, out: dict) -> None:
     rate = out["cycles"] / out["elapsed"]
     offered = ("closed loop, no think time" if not think else
@@ -335,14 +346,8 @@ def main() -> None:
                 # same machine; each round lasts as long as a small project's slots do at the
                 # offered rate, with room to spare.
                 seconds = min(args.seconds, 0.8 * args.small * 3 / 10 / args.rate)
-                # ABBA...: the small project first in odd rounds, the big one in even ones, as
-                # whichever runs first after a change of project has the worse p99.
-                smalls, bigs = [], []
-                for i in range(args.rounds):
-                    phases = [(smalls, projects[f"small {i + 1}"]), (bigs, projects["big"])]
-                    for out, project in (phases if i % 2 == 0 else phases[::-1]):
-                        out.append(run_phase("", port, keys, project, seconds, think, show=False))
-                small, big = merged(smalls), merged(bigs)
+                small, big = alternating(port, keys, [(projects[f"small {i + 1}"], projects["big"])
+                                                      for i in range(args.rounds)], seconds, think)
                 report(f"size: {args.small:,} items ({args.rounds} projects, one a round)", keys, think, small)
                 report(f"size: {args.big:,} items ({args.rounds} rounds, alternating with the small ones)",
                        keys, think, big)

@@ -13,8 +13,7 @@ rebuilds the dispatch state from SQL, then:
    one project without filters (the single-project path), same clients,
    same think time, alternating in --rounds rounds (ABBA: matching first in
    odd rounds, the single project first in even ones), after a warm-up of
-   each. Each line says the
-   clients, think time and offered rate.
+   each. Each line says the clients, think time and offered rate.
 2. The time `skills.recompute_levels()` takes for everyone after a
    project-wide re-estimation (every AnnotatorScore of one project changed).
 3. On a simulated day, in-process through the services: the share of the
@@ -51,7 +50,7 @@ from gunicorn_server import REPO, gunicorn  # noqa: E402  (bench/ is on the path
 sys.path.insert(0, str(REPO))
 
 from cpu import cpu_seconds  # noqa: E402
-from dispatch import CONFIG, flush_to_disk, merged, pct, report, run_jobs, run_phase  # noqa: E402
+from dispatch import CONFIG, alternating, flush_to_disk, pct, report, run_jobs, run_phase  # noqa: E402
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "pt", "nl", "pl"]
 EXCHANGE_RATES = {"EUR": "1.08", "GBP": "1.27"}  # RANKING_EXCHANGE_RATES of the benchmark's app and server
@@ -352,15 +351,10 @@ def main() -> None:
                 time.sleep(1)
                 run_phase("warm-up (not counted)", port, keys, 0, 5, think=think)
                 run_phase("warm-up, single project (not counted)", port, keys, plain, 5, think=think)
-                # Rounds that alternate the two, so that both see the same machine, in the order
-                # ABBA...: whichever ran first after the warm-up had the worse p99 (on PostgreSQL the
-                # first write to each page after the set-up's checkpoint logs the whole page).
-                matched, single = [], []
-                for i in range(args.rounds):
-                    phases = [(matched, 0), (single, plain)]
-                    for out, project in (phases if i % 2 == 0 else phases[::-1]):
-                        out.append(run_phase("", port, keys, project, args.seconds / args.rounds, think, show=False))
-                matched, single = merged(matched), merged(single)
+                # Rounds that alternate the two, so that both see the same machine (on PostgreSQL
+                # the first write to each page after the set-up's checkpoint logs the whole page).
+                matched, single = alternating(port, keys, [(0, plain)] * args.rounds, args.seconds / args.rounds,
+                                              think)
                 report(f"next without a project, matching over {args.projects} projects ({args.rounds} rounds)",
                        keys, think, matched)
                 report(f"next?project={plain} (single-project path, same clients, alternating with those rounds)",

@@ -284,6 +284,15 @@ def _image_size(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+def _category_id(name: str, categories: list[dict], category_ids: dict[str, int]) -> int:
+    """The category of a label; one the config does not list gets a category of its own, as the
+    converter gives it."""
+    if name not in category_ids:
+        category_ids[name] = len(categories)
+        categories.append({"id": category_ids[name], "name": name})
+    return category_ids[name]
+
+
 def _coco_regions(converter, labels: list[dict], width: Any, height: Any, image_id: int, first_id: int,
                   categories: list[dict], category_ids: dict[str, int]) -> list[dict]:
     """One item's COCO annotations, as label_studio_sdk's `convert_to_coco` makes them."""
@@ -297,10 +306,7 @@ def _coco_regions(converter, labels: list[dict], width: Any, height: Any, image_
                 break
         if name is None:
             continue
-        if name not in category_ids:  # a label the config does not list: a category of its own
-            category_ids[name] = len(categories)
-            categories.append({"id": category_ids[name], "name": name})
-        category_id = category_ids[name]
+        category_id = _category_id(name, categories, category_ids)
         if "rectanglelabels" in label or "labels" in label:
             xywh = converter.rotated_rectangle(label)
             if xywh is None:
@@ -454,16 +460,14 @@ def _write_coco(stage: _Stage, config_xml: str, tasks: Iterable[Mapping[str, Any
 def _yolo_lines(labels: list[dict], categories: list[dict], category_ids: dict[str, int]) -> str:
     """An item's YOLO label file, as label_studio_sdk's `process_and_save_yolo_annotations` writes
     it: a line per label of each box (centre, width, height) or polygon (its points), in [0, 1]
-    as the percentages are. A label the config does not list gets a category of its own."""
+    as the percentages are."""
     from label_studio_sdk.converter.utils import convert_annotation_to_yolo
 
     lines = []
     for label in labels:
         names = [name for key in ("rectanglelabels", "polygonlabels", "labels") for name in label.get(key) or ()]
         for name in names:
-            if name not in category_ids:
-                category_ids[name] = len(categories)
-                categories.append({"id": category_ids[name], "name": name})
+            category_id = _category_id(name, categories, category_ids)
             if "rectanglelabels" in label or "rectangle" in label or "labels" in label:
                 box = convert_annotation_to_yolo(label)
                 if box is None:
@@ -473,7 +477,7 @@ def _yolo_lines(labels: list[dict], categories: list[dict], category_ids: dict[s
                 numbers = (coordinate / 100 for point in label["points"] for coordinate in point)
             else:
                 continue
-            lines.append(" ".join(map(str, (category_ids[name], *numbers))) + "\n")
+            lines.append(" ".join(map(str, (category_id, *numbers))) + "\n")
     return "".join(lines)
 
 

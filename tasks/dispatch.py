@@ -203,6 +203,26 @@ local function take(pid, mt, qual)
   return {'new', pid, mt, tostring(exp), tostring(qual)}
 end
 
+-- Their qualification test of a project (test_for's answer), taken; 'fresh' tells the caller
+-- to make one.
+local function test_work(pid, qual)
+  if qual == 'fresh' then return {'fresh', pid} end
+  return take(pid, qual, 1)
+end
+
+-- A project's regular work for them, taken: a started micro-task they never had (so items
+-- finish sooner), else the oldest one nobody has had; nil if it has none for them.
+local function queued_work(pid)
+  local q = 'd:p:' .. pid .. ':q'
+  local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
+  for _, mt in ipairs(started) do
+    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(pid, mt, 0) end
+  end
+  local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
+  if fresh[1] then return take(pid, fresh[1], 0) end
+  return nil
+end
+
 -- One project asked for: its qualification micro-task they have not had comes first.
 if want ~= '0' then
   local pid = want
@@ -210,19 +230,11 @@ if want ~= '0' then
   if not f or not welcome(f) then return {'none'} end
   if f.need_qual == 1 and redis.call('SISMEMBER', 'd:p:' .. pid .. ':ok', a) == 0 then
     local qual = test_for(pid)
-    if qual == 'fresh' then return {'fresh', pid} end
-    if qual then return take(pid, qual, 1) end
+    if qual then return test_work(pid, qual) end
     return {'none'}
   end
   if not qualified(pid, f) then return {'none'} end
-  -- Started micro-tasks first, so items finish sooner, then the oldest one nobody has had.
-  local started = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
-  for _, mt in ipairs(started) do
-    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(pid, mt, 0) end
-  end
-  local fresh = redis.call('ZRANGEBYSCORE', 'd:p:' .. pid .. ':q', STARTED, '+inf', 'LIMIT', 0, 1)
-  if fresh[1] then return take(pid, fresh[1], 0) end
-  return {'none'}
+  return queued_work(pid) or {'none'}
 end
 
 -- Any project: those open to the annotator, in the order of annotate.scoring.matching.order_key
@@ -241,21 +253,10 @@ local function by_order(x, y)
   return x.id < y.id
 end
 
--- A project's work for them, taken: its qualification test, or a started micro-task (so items
--- finish sooner), or the oldest one nobody has had; nil if it has none for them.
+-- A ranked project's work for them, taken: its qualification test or its regular work.
 local function work_in(e)
-  if e.test == 1 then
-    if e.qual == 'fresh' then return {'fresh', e.pid} end
-    return take(e.pid, e.qual, 1)
-  end
-  local q = 'd:p:' .. e.pid .. ':q'
-  local started = redis.call('ZRANGEBYSCORE', q, '-inf', '(' .. STARTED, 'LIMIT', 0, limit)
-  for _, mt in ipairs(started) do
-    if redis.call('SISMEMBER', 'd:mt:' .. mt .. ':who', a) == 0 then return take(e.pid, mt, 0) end
-  end
-  local fresh = redis.call('ZRANGEBYSCORE', q, STARTED, '+inf', 'LIMIT', 0, 1)
-  if fresh[1] then return take(e.pid, fresh[1], 0) end
-  return nil
+  if e.test == 1 then return test_work(e.pid, e.qual) end
+  return queued_work(e.pid)
 end
 
 -- The first project in that order with work for them.
@@ -346,7 +347,6 @@ end
 return {'none'}
 """
 
-# Give a slot back after SQL has ended the lease (expired, skipped, released).
 # Projects' hourly rates at the usual pace (ARGV: pid, rate, pid, rate, ...), in their d:match entries.
 _SET_RATES = """
 local SPAN = 1099511627776  -- RATE_SPAN
@@ -366,6 +366,7 @@ end
 return 1
 """
 
+# Give a slot back after SQL has ended the lease (expired, skipped, released).
 _RELEASE = """
 local mt, a, pid = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('ZREM', 'd:leases', mt .. ':' .. a) == 0 then return 0 end

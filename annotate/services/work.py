@@ -537,19 +537,25 @@ _take_slot = (update(MicroTask).where(MicroTask.id == sa.bindparam("mt"), MicroT
                                      MicroTask.taken < MicroTask.overlap)
               .values(taken=MicroTask.taken + 1))
 _TAKE_SLOT = Prepared(_take_slot)
-_NEW_LEASE = Prepared(sa.insert(Assignment).returning(Assignment.id),
-                      ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at",
-                       "active_seconds", "with_predictions"])
-# What a lease shows, in one query: the project's settings on each of the micro-task's items, in
-# order, with their data as JSON text (parsed once, by orjson).
-_LEASE_COLUMNS = (Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
-                  MicroTask.is_qualification, Project.unassisted_share, Project.assist, Project.assist_error,
-                  Project.prediction_min_score, Item.id, sa.cast(Item.data, sa.Text), Item.is_gold)
-_LEASE_VIEW = Prepared(
-    select(*_LEASE_COLUMNS)
-    .select_from(MicroTaskItem).join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
-    .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
-    .where(MicroTaskItem.micro_task_id == sa.bindparam("mt")).order_by(MicroTaskItem.position))
+_LEASE_FIELDS = ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at",
+                 "active_seconds", "with_predictions"]
+_NEW_LEASE = Prepared(sa.insert(Assignment).returning(Assignment.id), _LEASE_FIELDS)
+
+
+def _lease_view(query: sa.Select) -> sa.Select:
+    """`query` with what a lease shows: the project's settings on each of the micro-task's items,
+    in order, with their data as JSON text (parsed once, by orjson)."""
+    return (query.add_columns(Project.id, Project.title, Project.lease_seconds, Project.show_predictions,
+                              MicroTask.is_qualification, Project.unassisted_share, Project.assist,
+                              Project.assist_error, Project.prediction_min_score, Item.id,
+                              sa.cast(Item.data, sa.Text), Item.is_gold)
+            .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
+            .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
+            .order_by(MicroTaskItem.position))
+
+
+_LEASE_VIEW = Prepared(_lease_view(select().select_from(MicroTaskItem)
+                                   .where(MicroTaskItem.micro_task_id == sa.bindparam("mt"))))
 # The micro-task's predictions, newest first: the workbench starts from the first of an item.
 _PREDICTIONS = Prepared(select(Prediction.id, Prediction.item_id, sa.cast(Prediction.result, sa.Text),
                                Prediction.score, Prediction.model_version)
@@ -714,8 +720,7 @@ _COUNT_SUBMISSION_PREPARED = Prepared(_COUNT_SUBMISSION)
 # their guard would have failed.
 _slot = _take_slot.returning(MicroTask.id).cte("slot")
 _lease = (sa.insert(Assignment).from_select(
-    ["micro_task_id", "annotator_id", "project_id", "status", "leased_at", "lease_expires_at", "active_seconds",
-     "with_predictions"],
+    _LEASE_FIELDS,
     select(_slot.c.id, sa.bindparam("annotator_id", type_=sa.Integer), sa.bindparam("project_id", type_=sa.Integer),
            sa.literal("leased"), sa.bindparam("leased_at", type_=Assignment.leased_at.type),
            sa.bindparam("lease_expires_at", type_=Assignment.lease_expires_at.type), sa.literal(0.0), sa.false()))
@@ -725,12 +730,9 @@ _lease = (sa.insert(Assignment).from_select(
 # snapshot it started with; a re-forming of the queue (services.uncertainty) that held the
 # micro-task's lock meanwhile has moved its items, deleting the rows seen here (their xmax is
 # set), and the items are then read again.
-_LEASE_TAKEN = Prepared(
-    select(_lease.c.id, sa.cast(sa.literal_column("micro_task_item.xmax"), sa.Text) != "0", *_LEASE_COLUMNS)
-    .select_from(_lease).join(MicroTaskItem, MicroTaskItem.micro_task_id == _lease.c.micro_task_id)
-    .join(MicroTask, MicroTask.id == MicroTaskItem.micro_task_id)
-    .join(Project, Project.id == MicroTask.project_id).join(Item, Item.id == MicroTaskItem.item_id)
-    .order_by(MicroTaskItem.position))
+_LEASE_TAKEN = Prepared(_lease_view(
+    select(_lease.c.id, sa.cast(sa.literal_column("micro_task_item.xmax"), sa.Text) != "0")
+    .select_from(_lease).join(MicroTaskItem, MicroTaskItem.micro_task_id == _lease.c.micro_task_id)))
 _submitted = _SUBMIT_LEASED.statement.returning(Assignment.id).cte("submitted")
 _answers = sa.func.unnest(
     sa.cast(sa.bindparam("item_ids"), postgresql.ARRAY(sa.Integer)),
