@@ -120,21 +120,3 @@ def to_bytes(vector: np.ndarray) -> bytes:
 def from_bytes(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f2").astype(np.float32)
 
-
-def typicality(vectors: np.ndarray, reference: np.ndarray, k: int = 20) -> np.ndarray:
-    """How typical each vector is of `reference`: the mean cosine similarity of its `k` nearest
-    reference vectors, leaving out the nearest (itself, when it is in the reference).
-
-    Uncertainty order weighs the model's doubt by this, so that an odd text the model cannot place
-    (an outlier, or a snippet with no opinion in it) does not come before the many ordinary texts
-    whose label would teach it more.
-    """
-    if not len(vectors) or len(reference) < 2:
-        return np.ones(len(vectors))
-    k = min(k, len(reference) - 1)
-    found = np.empty(len(vectors))
-    for start in range(0, len(vectors), 2048):  # bounds the similarity block to 2048 x len(reference)
-        sims = vectors[start:start + 2048] @ reference.T
-        nearest = np.partition(sims, -(k + 1), axis=1)[:, -(k + 1):]
-        found[start:start + 2048] = (nearest.sum(axis=1) - nearest.max(axis=1)) / k
-    return np.clip(found, 1e-3, None)

@@ -1,7 +1,6 @@
 """Item embeddings: each item's text encoded once (`annotate.assist.embedding`) and stored.
 
-The built-in learner trains and predicts on these vectors, and uncertainty order
-weighs the model's doubt by how typical an item is of the open ones. Encoding is
+The built-in learner trains and predicts on these vectors. Encoding is
 the slow part (milliseconds a text), so it runs in background jobs, outside any
 transaction, a chunk at a time; each chunk is stored in one short transaction,
 so a job that stops halfway keeps what it did and the next one goes on from
@@ -24,7 +23,6 @@ from ..models import Item, ItemEmbedding
 
 CHUNK = 256        # items encoded, then stored in one transaction
 ID_BATCH = 5000    # ids per IN list (SQLite allows 32,766 parameters a statement)
-REFERENCE = 2000   # open items typicality is measured against
 
 
 def _current(task: learner.TextChoiceTask):
@@ -93,15 +91,3 @@ def matrix(found: dict[int, np.ndarray], ids: Sequence[int]) -> np.ndarray:
         return np.zeros((0, embedding.DIMENSIONS), dtype=np.float32)
     return np.stack([found[i] for i in ids])
 
-
-def typicality(session, task: learner.TextChoiceTask, project_id: int, items) -> dict[int, float]:
-    """How typical each of `items` (ids, or a select of them) is of all of them, for those that have
-    a vector: measured against a fixed random sample of at most REFERENCE of them."""
-    found = vectors(session, task, items)
-    if not found:
-        return {}
-    ids = sorted(found)
-    every = matrix(found, ids)
-    pick = np.random.default_rng(project_id).choice(len(ids), min(REFERENCE, len(ids)), replace=False)
-    weights = embedding.typicality(every, every[np.sort(pick)])
-    return dict(zip(ids, weights.tolist()))

@@ -30,7 +30,7 @@ class AssistedProjects:
         self.requester = None
 
     def live(self, items: int = 60, *, overlap: int = 2, per_task: int = 5, gold: int = 0, seed: int = 1,
-             extra: tuple[str, ...] = (), **settings) -> int:
+             **settings) -> int:
         if self.requester is None:
             self.requester = self.teams.requester()
         rng = random.Random(seed)
@@ -40,9 +40,7 @@ class AssistedProjects:
         response = self.client.post("/api/projects/", headers=self.requester.headers, json=body)
         assert response.status_code == 201, response.get_json()
         project = response.get_json()["id"]
-        # `extra` texts come first, so they have the lowest item ids.
-        tasks = [{"data": {"text": text}} for text in extra]
-        tasks += [{"data": {"text": sentence(i % 2 == 0, rng)}} for i in range(items)]
+        tasks = [{"data": {"text": sentence(i % 2 == 0, rng)}} for i in range(items)]
         assert self.client.post(f"/api/projects/{project}/import", headers=self.requester.headers,
                                 json=tasks).status_code == 201
         if gold:

@@ -11,11 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
-from annotate.assist import learner
 from annotate.extensions import db, redis
-from annotate.labelconfig import parse_config
 from annotate.models import Assignment, AssistModel, Item, MicroTask, MicroTaskItem
-from annotate.services import assist, embeddings, uncertainty, work
+from annotate.services import assist, uncertainty, work
 from annotate.services.errors import DomainError
 from annotate.services.integrity import violations
 from tests.conftest import TEXT_CONFIG, choice
@@ -46,9 +44,6 @@ def items_of(micro_task_id: int) -> list[int]:
                                    .order_by(MicroTaskItem.position)))
 
 
-TASK = learner.text_choice_task(parse_config(TEXT_CONFIG))
-
-
 def test_the_least_certain_items_are_served_first(app, assisted, labelers):
     project = assisted.live(items=40, per_task=2, overlap=1, queue_order="uncertainty")
     with app.app_context():
@@ -59,42 +54,19 @@ def test_the_least_certain_items_are_served_first(app, assisted, labelers):
         scores = give_scores(project, {item: 1 - n / 80 for n, item in enumerate(ids)})
         moved = uncertainty.reform_head(project)
         sample = {i for i in ids if assist.in_random_sample(i)}
-        # Publishing stored every item's vector; the doubt (1 - score) is weighed by how typical each
-        # item is of the items of the micro-tasks nobody started (all of them, here).
-        weights = embeddings.typicality(db.session, TASK, project, ids)
     assert moved["moved"] > 0
-    assert sorted(weights) == ids and all(0 < w <= 1 for w in weights.values())
     served = []
     for worker in labelers(20):
         work_item = worker.label(project)
         served.append([item["id"] for item in work_item["items"]])
     # The random sample keeps its places (it measures the model); every other place is taken in order of doubt.
     assert 1 <= len(sample) <= 8
-    ranked = iter(sorted(set(ids) - sample, key=lambda i: (-(1 - scores[i]) * weights[i], i)))
+    ranked = iter(sorted(set(ids) - sample, key=lambda i: (scores[i], i)))
     assert served == [[i if i in sample else next(ranked) for i in slots] for slots in layout]
     with app.app_context():
         assert violations(project) == []
         again = uncertainty.reform_head(project)
     assert again["moved"] == 0
-
-
-def test_among_equally_uncertain_items_the_typical_ones_come_before_the_odd_ones(app, assisted, labelers):
-    odd = ("Invoice 4471: net 30 days, wire transfer only.", "SELECT id FROM users WHERE age > 30;",
-           "7 3 9 1 4 8 2 6 0 5", "Der Zug nach Hamburg fährt um acht Uhr ab.")
-    project = assisted.live(items=30, per_task=1, overlap=1, queue_order="uncertainty", seed=3, extra=odd)
-    with app.app_context():
-        texts = dict(db.session.execute(select(Item.id, Item.data["text"].as_string())
-                                        .where(Item.project_id == project)).all())
-        give_scores(project, {i: 0.6 for i in texts})  # the model is as unsure of every item
-        uncertainty.reform_head(project)
-    served = []
-    for worker in labelers(34):
-        work_item = worker.label(project)
-        served += [texts[item["id"]] for item in work_item["items"] if not assist.in_random_sample(item["id"])]
-    moved = [t for t in served if t in odd]
-    # Film sentences like one another; the odd texts are like nothing else here, so they come last
-    # (by item id alone, they would come first).
-    assert moved and served[-len(moved):] == [t for t in served if t in odd]
 
 
 def test_a_project_in_default_order_is_left_alone(app, assisted):
