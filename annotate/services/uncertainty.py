@@ -2,11 +2,11 @@
 
 An item's doubt is 1 - its prediction score (the model's confidence): least
 confidence, which for two labels is also margin and entropy order. Weighing
-the doubt by how typical an item is of the open items (information density),
-by a diversity step over the batch (BADGE, cluster-margin, MMR) or by a
-committee's disagreement all needed more labels on the Rotten Tomatoes
-benchmark, in 15 seeds on a development split of its pool as on its own split
-(`bench/assist.py --replay-seeds 15`; README, Benchmarks).
+the doubt by how typical an item is of the open items (information density)
+needed more labels on the Rotten Tomatoes benchmark, in 15 seeds on a
+development split of its pool as on its own split (`bench/assist.py`), and so
+did a diversity step over the batch (BADGE, cluster-margin, MMR) and a
+committee's disagreement in a replay of its schedule (README, Benchmarks).
 
 The dispatch queue hands out never-started micro-tasks oldest `seq` first,
 so instead of re-scoring anything in Redis we re-form the head of the queue:
