@@ -291,7 +291,7 @@ def test_a_new_annotator_qualifies_labels_text_and_boxes_skips_and_sees_pending_
     expect(page.locator('[data-money="approved"]')).to_contain_text("0.20 USD")
     expect(page.locator('[data-money="pending"]')).to_contain_text("1.30 USD")
     shoot(page, "11-dashboard-approved")
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def test_api_errors_are_said_in_words(live_server, page, shoot, client, teams, run_jobs, app, people):
@@ -342,7 +342,7 @@ def test_api_errors_are_said_in_words(live_server, page, shoot, client, teams, r
     expect(page.locator("#wb-idle-title")).to_have_text("No work can be given to you")
     expect(page.locator("#wb-idle-text")).to_have_text("Your account is blocked: too many answers copied from a bot")
     shoot(page, "4-blocked")
-    assert page.errors == [] and errors == []  # the 400, 409, 403 answers are said in words only
+    assert page.errors + errors == [], "\n".join(page.errors + errors)  # the 400, 409, 403 answers are said in words only
 
 
 def test_heartbeats_keep_the_lease_and_only_active_visible_time_counts(
@@ -425,7 +425,7 @@ def test_predictions_are_pre_annotations_and_acceptance_is_recorded(
     by_item = {r.result[0]["value"]["choices"][0]: (r.had_prediction, r.accepted_prediction)
                for r in stored(app, assignment)}
     assert by_item == {"Positive": (True, True), "Negative": (True, False)}
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def sample_media(app) -> None:
@@ -508,7 +508,7 @@ def test_every_ready_config_renders_and_submits_a_valid_result(
     expect(page.locator("#wb-idle-title")).to_have_text("No work for you right now")
     (annotation,) = stored(app, assignment)
     assert meaning(annotation.result) == meaning(template.sample_result)
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def media_ready(page) -> None:
@@ -578,7 +578,7 @@ def test_moving_between_items_and_micro_tasks_logs_nothing_in_the_console(
     assert shown_answer(page) == []
     page.wait_for_timeout(300)  # what Label Studio does after the render (image and audio loads) included
     assert [meaning(a.result) for a in stored(app, first)] == [meaning(template.sample_result)] * 2
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def test_micro_tasks_of_other_configs_follow_on_one_page_in_one_label_studio(
@@ -611,7 +611,7 @@ def test_micro_tasks_of_other_configs_follow_on_one_page_in_one_label_studio(
     assert page.evaluate("window.marker") == "same page"
     for kind, assignment in done:
         assert [meaning(a.result) for a in stored(app, assignment)] == [meaning(TEMPLATES[kind].sample_result)]
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def test_a_fast_annotator_s_keys_land_on_the_items_they_were_meant_for(
@@ -639,4 +639,4 @@ def test_a_fast_annotator_s_keys_land_on_the_items_they_were_meant_for(
         for annotation in stored(app, assignment):
             by_text[db.session.get(Item, annotation.item_id).data["text"]] = annotation.result[0]["value"]["choices"]
     assert [by_text[text] for text in shown] == [["Positive"], ["Negative"], ["Neutral"], ["Positive"]]
-    assert page.errors == [] and errors == []
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
