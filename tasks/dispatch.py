@@ -269,11 +269,16 @@ local function first_with_work(open)
   return nil
 end
 
--- The best ready (not a test) project among those seen, and those seen without it.
+-- Whether ranked project `e` is ready (not a test) and comes before `best` (nil: none yet).
+local function better_ready(e, best)
+  return e.test == 0 and (best == nil or by_order(e, best))
+end
+
+-- The best ready project among those seen, and those seen without it.
 local function best_ready(open)
   local best = nil
   for _, e in ipairs(open) do
-    if e.test == 0 and (best == nil or by_order(e, best)) then best = e end
+    if better_ready(e, best) then best = e end
   end
   return best
 end
@@ -337,7 +342,7 @@ for i, pid in ipairs(projects) do
     entry.due = 0
     if f.deadline > 0 and f.deadline - now <= urgent then entry.due = f.deadline end
     table.insert(open, entry)
-    if entry.test == 0 and (best == nil or by_order(entry, best)) then best = entry end
+    if better_ready(entry, best) then best = entry end
   end
 end
 if #open > 0 then
