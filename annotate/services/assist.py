@@ -48,6 +48,9 @@ HELD_OUT_WORDS = (f"measured on the gold answers and the consensus labels of a r
                   "is where the true figure lies, 19 times in 20")
 # Consensus from a single answer is that person's raw answer: not a label to learn from.
 MIN_ANSWERS_FOR_TRAINING = 2
+# Label Studio turns a region's percentages into pixels and back, so a box accepted as it was shown
+# comes back with y 19.999999999999996 for 20: numbers that agree to this many places are the same.
+NUMBER_DIGITS = 6
 
 
 # --- the anchoring guard --------------------------------------------------------------
@@ -60,17 +63,28 @@ def assisted(assignment_id: int, unassisted_share: float) -> bool:
     return draw >= unassisted_share
 
 
+def _rounded(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(round(value, NUMBER_DIGITS))
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def _canonical(result: Any) -> list[str]:
     regions = []
     for region in result or ():
         if isinstance(region, dict):
-            regions.append(json.dumps({k: region.get(k) for k in ("from_name", "to_name", "type", "value")},
+            regions.append(json.dumps({k: _rounded(region.get(k)) for k in ("from_name", "to_name", "type", "value")},
                                       sort_keys=True))
     return sorted(regions)
 
 
 def same_result(a: Any, b: Any) -> bool:
-    """Two Label Studio results say the same thing (region ids, scores and origins aside)."""
+    """Two Label Studio results say the same thing (region ids, scores and origins aside, and numbers
+    to NUMBER_DIGITS decimal places)."""
     return _canonical(a) == _canonical(b)
 
 

@@ -206,6 +206,20 @@ def test_same_result_ignores_ids_scores_and_order():
     assert not assist.same_result(a, [a[1], dict(a[0], value={"choices": ["B"]})])
 
 
+def test_same_result_reads_a_box_label_studio_sent_back_as_the_box_it_was_shown():
+    """Label Studio converts a box to pixels and back: float noise, and 20 for 20.0, are the same box;
+    a box moved by a hundredth of a percent is not."""
+    shown = [{"from_name": "label", "to_name": "image", "type": "rectanglelabels",
+              "value": {"x": 10.5, "y": 20, "width": 30, "height": 25.25, "rotation": 0, "rectanglelabels": ["Car"]}}]
+    back = [dict(shown[0], id="b1", origin="prediction", original_width=640, original_height=400,
+                 value=dict(shown[0]["value"], y=19.999999999999996, width=29.999999999999996, rotation=0.0))]
+    assert assist.same_result(shown, back)
+    moved = [dict(shown[0], value=dict(shown[0]["value"], x=10.51))]
+    assert not assist.same_result(shown, moved)
+    relabeled = [dict(shown[0], value=dict(shown[0]["value"], rectanglelabels=["Person"]))]
+    assert not assist.same_result(shown, relabeled)
+
+
 def test_a_retrain_writes_only_the_predictions_that_changed(app, assisted, labelers, run_jobs):
     project = assisted.live(items=60, per_task=5, overlap=2, retrain_growth=5.0)
     label_micro_tasks(project, labelers(2), 5, run_jobs)  # v1 on 25 labels

@@ -8,8 +8,10 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from annotate.extensions import db
+from annotate.labelconfig import TEMPLATES
 from annotate.models import MLBackend, Project
-from tests.browser.test_workbench import TEXT, WAIT_MS, positive, ready, stored
+from tests.browser.test_workbench import (TEXT, WAIT_MS, console_errors, meaning, positive, ready, sample_item,
+                                          sample_media, stored)
 
 pytestmark = pytest.mark.browser
 
@@ -76,6 +78,34 @@ def test_the_builtin_suggestion_is_accepted_with_one_key(live_server, page, shoo
     expect(panel).to_contain_text("builtin-v1")
     expect(panel.locator("table.anchoring")).to_contain_text("(2 of 2)")
     shoot(page, "2-panel")
+
+
+def test_a_box_suggestion_accepted_with_one_key_counts_as_accepted_unchanged(
+        live_server, page, client, teams, run_jobs, app, people):
+    """Label Studio hands a box back in its own float arithmetic (19.999999999999996 for 20): the
+    server still records the suggestion as accepted unchanged, so the anchoring panel counts it."""
+    sample_media(app)
+    template = TEMPLATES["bounding_boxes"]
+    requester = teams.requester("Streets")
+    project = client.post("/api/projects/", headers=requester.headers, json={
+        "title": template.title, "label_config": template.xml, "overlap": 1, "items_per_micro_task": 1,
+        "pay_per_micro_task": 30, "estimated_seconds_per_micro_task": 30, "show_predictions": True,
+        "unassisted_share": 0.0}).get_json()["id"]
+    suggestion = template.sample_result
+    assert client.post(f"/api/projects/{project}/import", headers=requester.headers, json=[
+        {"data": sample_item(template), "predictions": [{"result": suggestion, "score": 0.9}]}]).status_code == 201
+    assert client.post(f"/api/projects/{project}/publish", headers=requester.headers).status_code == 200
+    run_jobs()
+    sign_in(page, live_server, people.make())
+    errors = console_errors(page, warnings=True)
+    page.goto(f"{live_server}/work?project={project}")
+    assignment = ready(page)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("document.getElementById('workbench').dataset.state === 'idle'", timeout=WAIT_MS)
+    [row] = stored(app, assignment)
+    assert (row.had_prediction, row.accepted_prediction) == (True, True)
+    assert meaning(row.result) == meaning(suggestion)
+    assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
 def test_a_backend_that_is_down_is_said_in_words(live_server, page, client, teams, run_jobs, app, people):
