@@ -512,12 +512,18 @@ def test_every_ready_config_renders_and_submits_a_valid_result(
 
 
 def media_ready(page) -> None:
-    """Wait for Label Studio's audio waveform, as an annotator listens before
-    moving on. Label Studio 1.4.0's <Audio> does not stop loading when its
-    item goes, and when the audio is decoded it writes to the gone tag: a
-    mobx-state-tree warning in the console, harmless, inside Label Studio."""
+    """Wait until Label Studio has the item's image and its decoded audio, as
+    an annotator looks and listens before answering.
+    - Image: a box given before the image is measured is sent back in pixels
+      where percentages belong (x 1050 for 10.5; seen with 300 ms latency).
+    - Audio: Label Studio 1.4.0's <Audio> does not stop loading when its
+      item goes, and when the audio is decoded it writes to the gone tag: a
+      mobx-state-tree warning in the console, harmless, inside Label Studio.
+      The tag may hold its wavesurfer (`_ws`) before that; wavesurfer sets
+      `isReady` just before it tells the tag the audio is decoded."""
     page.wait_for_function("""() => [...window.workbench.state.store.annotationStore.names.values()]
-        .every(tag => tag.type !== 'audio' || tag._ws)""", timeout=WAIT_MS)
+        .every(tag => (tag.type !== 'audio' || (tag._ws && tag._ws.isReady))
+                      && (tag.type !== 'image' || tag.isReady))""", timeout=WAIT_MS)
 
 
 def answer(page, result: list[dict]) -> None:
