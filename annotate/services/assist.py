@@ -51,6 +51,8 @@ MIN_ANSWERS_FOR_TRAINING = 2
 # Label Studio turns a region's percentages into pixels and back, so a box accepted as it was shown
 # comes back with y 19.999999999999996 for 20: numbers that agree to this many places are the same.
 NUMBER_DIGITS = 6
+# Regions over a text's offsets: Label Studio writes the text between them into the value.
+SPAN_TYPES = ("labels", "hypertextlabels", "paragraphlabels")
 
 
 # --- the anchoring guard --------------------------------------------------------------
@@ -73,18 +75,33 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+def _said(region: dict) -> Any:
+    """A region's value without what Label Studio fills in itself when it shows the region."""
+    value = region.get("value")
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    if value.get("rotation") == 0:  # a box that is not turned, whether the suggestion said so or not
+        del value["rotation"]
+    if region.get("type") in SPAN_TYPES:  # the span's text, read from the item at its offsets
+        value.pop("text", None)
+    return value
+
+
 def _canonical(result: Any) -> list[str]:
     regions = []
     for region in result or ():
         if isinstance(region, dict):
-            regions.append(json.dumps({k: _rounded(region.get(k)) for k in ("from_name", "to_name", "type", "value")},
-                                      sort_keys=True))
+            said = {"from_name": region.get("from_name"), "to_name": region.get("to_name"),
+                    "type": region.get("type"), "value": _said(region)}
+            regions.append(json.dumps(_rounded(said), sort_keys=True))
     return sorted(regions)
 
 
 def same_result(a: Any, b: Any) -> bool:
-    """Two Label Studio results say the same thing (region ids, scores and origins aside, and numbers
-    to NUMBER_DIGITS decimal places)."""
+    """Two Label Studio results say the same thing: region ids, scores and origins aside, numbers
+    to NUMBER_DIGITS decimal places, and whether or not they spell out what Label Studio fills in
+    (a box's rotation of 0, a span's text)."""
     return _canonical(a) == _canonical(b)
 
 

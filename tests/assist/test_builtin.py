@@ -220,6 +220,20 @@ def test_same_result_reads_a_box_label_studio_sent_back_as_the_box_it_was_shown(
     assert not assist.same_result(shown, relabeled)
 
 
+def test_same_result_ignores_what_label_studio_fills_in_but_not_what_the_annotator_changes():
+    """A suggestion may leave out a box's rotation or a span's text; Label Studio sends them back."""
+    box = [{"from_name": "label", "to_name": "image", "type": "rectanglelabels",
+            "value": {"x": 10.5, "y": 20, "width": 30, "height": 25.25, "rectanglelabels": ["Car"]}}]
+    assert assist.same_result(box, [dict(box[0], value=dict(box[0]["value"], rotation=0))])
+    assert not assist.same_result(box, [dict(box[0], value=dict(box[0]["value"], rotation=15))])
+    span = [{"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": 0, "end": 12, "labels": ["PER"]}}]
+    assert assist.same_result(span, [dict(span[0], value=dict(span[0]["value"], text="Ada Lovelace"))])
+    assert not assist.same_result(span, [dict(span[0], value={"start": 0, "end": 3, "text": "Ada", "labels": ["PER"]})])
+    # A transcription's text is what the annotator wrote, not something filled in.
+    written = [{"from_name": "transcript", "to_name": "audio", "type": "textarea", "value": {"text": ["hello"]}}]
+    assert not assist.same_result(written, [dict(written[0], value={"text": ["hello there"]})])
+
+
 def test_a_retrain_writes_only_the_predictions_that_changed(app, assisted, labelers, run_jobs):
     project = assisted.live(items=60, per_task=5, overlap=2, retrain_growth=5.0)
     label_micro_tasks(project, labelers(2), 5, run_jobs)  # v1 on 25 labels

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from annotate.extensions import db
 from annotate.labelconfig import TEMPLATES
 from annotate.models import MLBackend, Project
-from tests.browser.test_workbench import (TEXT, WAIT_MS, console_errors, meaning, positive, ready, sample_item,
-                                          sample_media, stored)
+from tests.browser.test_workbench import (TEXT, WAIT_MS, console_errors, meaning, media_ready, positive, ready,
+                                          sample_item, sample_media, stored)
 
 pytestmark = pytest.mark.browser
 
@@ -80,18 +80,29 @@ def test_the_builtin_suggestion_is_accepted_with_one_key(live_server, page, shoo
     shoot(page, "2-panel")
 
 
-def test_a_box_suggestion_accepted_with_one_key_counts_as_accepted_unchanged(
-        live_server, page, client, teams, run_jobs, app, people):
-    """Label Studio hands a box back in its own float arithmetic (19.999999999999996 for 20): the
-    server still records the suggestion as accepted unchanged, so the anchoring panel counts it."""
+# Suggestions as an ML backend may send them: a box without its rotation, a span without its text.
+REGION_SUGGESTIONS = {
+    "bounding_boxes": [{"from_name": "label", "to_name": "image", "type": "rectanglelabels",
+                        "value": {"x": 10.5, "y": 20, "width": 30, "height": 25.25, "rectanglelabels": ["Car"]}}],
+    "named_entities": [{"from_name": "label", "to_name": "text", "type": "labels",
+                        "value": {"start": 0, "end": 12, "labels": ["PER"]}}],
+}
+
+
+@pytest.mark.parametrize("kind", list(REGION_SUGGESTIONS))
+def test_a_region_suggestion_accepted_with_one_key_counts_as_accepted_unchanged(
+        kind, live_server, page, client, teams, run_jobs, app, people):
+    """Label Studio hands a region back in its own float arithmetic (19.999999999999996 for 20) and
+    with what it fills in (rotation 0, the span's text): the server still records the suggestion as
+    accepted unchanged, so the anchoring panel counts it."""
     sample_media(app)
-    template = TEMPLATES["bounding_boxes"]
-    requester = teams.requester("Streets")
+    template = TEMPLATES[kind]
+    requester = teams.requester("Regions")
     project = client.post("/api/projects/", headers=requester.headers, json={
         "title": template.title, "label_config": template.xml, "overlap": 1, "items_per_micro_task": 1,
         "pay_per_micro_task": 30, "estimated_seconds_per_micro_task": 30, "show_predictions": True,
         "unassisted_share": 0.0}).get_json()["id"]
-    suggestion = template.sample_result
+    suggestion = REGION_SUGGESTIONS[kind]
     assert client.post(f"/api/projects/{project}/import", headers=requester.headers, json=[
         {"data": sample_item(template), "predictions": [{"result": suggestion, "score": 0.9}]}]).status_code == 201
     assert client.post(f"/api/projects/{project}/publish", headers=requester.headers).status_code == 200
@@ -100,11 +111,18 @@ def test_a_box_suggestion_accepted_with_one_key_counts_as_accepted_unchanged(
     errors = console_errors(page, warnings=True)
     page.goto(f"{live_server}/work?project={project}")
     assignment = ready(page)
+    media_ready(page)
+    if kind == "named_entities":
+        # Label Studio 1.4.0 draws a suggested span as it loads, then tries again and logs "Spans
+        # already created": that warning, and only it, is let through, once the span is there once.
+        expect(page.locator("#wb-ls .htx-highlight")).to_have_text(["Ada Lovelace"])
+        errors[:] = [e for e in errors if not e.startswith("warning: Spans already created ")]
     page.keyboard.press("Control+Enter")
     page.wait_for_function("document.getElementById('workbench').dataset.state === 'idle'", timeout=WAIT_MS)
     [row] = stored(app, assignment)
     assert (row.had_prediction, row.accepted_prediction) == (True, True)
-    assert meaning(row.result) == meaning(suggestion)
+    # The suggestion is the template's first sample region with those fields left out.
+    assert meaning(row.result) == meaning(template.sample_result[:1])
     assert page.errors + errors == [], "\n".join(page.errors + errors)
 
 
