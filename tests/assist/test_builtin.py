@@ -226,7 +226,8 @@ def test_same_result_ignores_what_label_studio_fills_in_but_not_what_the_annotat
             "value": {"x": 10.5, "y": 20, "width": 30, "height": 25.25, "rectanglelabels": ["Car"]}}]
     assert assist.same_result(box, [dict(box[0], value=dict(box[0]["value"], rotation=0))])
     assert not assist.same_result(box, [dict(box[0], value=dict(box[0]["value"], rotation=15))])
-    span = [{"from_name": "label", "to_name": "text", "type": "labels", "value": {"start": 0, "end": 12, "labels": ["PER"]}}]
+    span = [{"from_name": "label", "to_name": "text", "type": "labels",
+             "value": {"start": 0, "end": 12, "labels": ["PER"]}}]
     assert assist.same_result(span, [dict(span[0], value=dict(span[0]["value"], text="Ada Lovelace"))])
     assert not assist.same_result(span, [dict(span[0], value={"start": 0, "end": 3, "text": "Ada", "labels": ["PER"]})])
     # A transcription's text is what the annotator wrote, not something filled in.
