@@ -509,32 +509,14 @@
 
   // --- submitting -----------------------------------------------------------------
 
-  function canonical(result) {
-    function round(v) {
-      if (typeof v === "number") return Math.round(v * 100) / 100;
-      if (Array.isArray(v)) return v.map(round);
-      if (v && typeof v === "object") {
-        var out = {};
-        Object.keys(v).sort().forEach(function (k) { out[k] = round(v[k]); });
-        return out;
-      }
-      return v;
-    }
-    return JSON.stringify((result || []).filter(function (r) { return r.type !== "relation"; }).map(function (r) {
-      return JSON.stringify(round({ from_name: r.from_name, to_name: r.to_name, type: r.type, value: r.value }));
-    }).sort());
-  }
-
+  // Whether a pre-annotation was shown and kept unchanged is the server's to
+  // decide, from what it served (assist.same_result): the page sends answers only.
   function annotations() {
     return state.work.items.map(function (item, i) {
-      var result = state.results[i] || [];
-      var predictions = item.predictions || [];
       return {
         item_id: item.id,
-        result: result,
+        result: state.results[i] || [],
         seconds: Math.round(state.seconds[i] * 100) / 100,
-        had_prediction: predictions.length > 0,
-        accepted_prediction: predictions.length > 0 && canonical(result) === canonical(predictions[0].result),
       };
     });
   }
