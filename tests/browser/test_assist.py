@@ -10,8 +10,8 @@ from sqlalchemy import select
 from annotate.extensions import db
 from annotate.labelconfig import TEMPLATES
 from annotate.models import MLBackend, Project
-from tests.browser.test_workbench import (TEXT, WAIT_MS, console_errors, meaning, media_ready, positive, ready,
-                                          sample_item, sample_media, stored)
+from tests.browser.test_workbench import (TEXT, WAIT_MS, console_errors, live_project, meaning, media_ready,
+                                          positive, ready, sample_media, stored)
 
 pytestmark = pytest.mark.browser
 
@@ -97,16 +97,9 @@ def test_a_region_suggestion_accepted_with_one_key_counts_as_accepted_unchanged(
     accepted unchanged, so the anchoring panel counts it."""
     sample_media(app)
     template = TEMPLATES[kind]
-    requester = teams.requester("Regions")
-    project = client.post("/api/projects/", headers=requester.headers, json={
-        "title": template.title, "label_config": template.xml, "overlap": 1, "items_per_micro_task": 1,
-        "pay_per_micro_task": 30, "estimated_seconds_per_micro_task": 30, "show_predictions": True,
-        "unassisted_share": 0.0}).get_json()["id"]
     suggestion = REGION_SUGGESTIONS[kind]
-    assert client.post(f"/api/projects/{project}/import", headers=requester.headers, json=[
-        {"data": sample_item(template), "predictions": [{"result": suggestion, "score": 0.9}]}]).status_code == 201
-    assert client.post(f"/api/projects/{project}/publish", headers=requester.headers).status_code == 200
-    run_jobs()
+    project = live_project(client, teams.requester("Regions"), run_jobs, kind, items=1, per_task=1,
+                           suggestion=suggestion, show_predictions=True, unassisted_share=0.0)
     sign_in(page, live_server, people.make())
     errors = console_errors(page, warnings=True)
     page.goto(f"{live_server}/work?project={project}")

@@ -536,13 +536,17 @@ def shown_answer(page) -> list[dict]:
     return page.evaluate("window.workbench.state.store.annotationStore.selected.serializeAnnotation()")
 
 
-def live_project(client, requester, run_jobs, kind: str, *, items: int, per_task: int) -> int:
-    """A live project of a ready config, `items` copies of its sample item (told apart by "n")."""
+def live_project(client, requester, run_jobs, kind: str, *, items: int, per_task: int,
+                 suggestion: list[dict] | None = None, **settings) -> int:
+    """A live project of a ready config, `items` copies of its sample item (told apart by "n"), each
+    with `suggestion` as its pre-annotation when given; `settings` go to the project."""
     template = TEMPLATES[kind]
     project = client.post("/api/projects/", headers=requester.headers, json={
         "title": template.title, "label_config": template.xml, "overlap": 1, "items_per_micro_task": per_task,
-        "pay_per_micro_task": 30, "estimated_seconds_per_micro_task": 30}).get_json()["id"]
+        "pay_per_micro_task": 30, "estimated_seconds_per_micro_task": 30, **settings}).get_json()["id"]
     tasks = [{"data": sample_item(template, n=n)} for n in range(items)]
+    if suggestion is not None:
+        tasks = [dict(task, predictions=[{"result": suggestion, "score": 0.9}]) for task in tasks]
     assert client.post(f"/api/projects/{project}/import", headers=requester.headers, json=tasks).status_code == 201
     assert client.post(f"/api/projects/{project}/publish", headers=requester.headers).status_code == 200
     run_jobs()
