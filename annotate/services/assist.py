@@ -11,8 +11,10 @@ came from.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -200,11 +202,15 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
         ids, labels, held_out = _training_pairs(session, project, task)
         last = _latest_model(session, project_id)
         version = (last.version if last else 0) + 1
+        smoothed = project.queue_order == "uncertainty"
         session.rollback()  # no transaction held while texts are encoded and the model fits
         embeddings.embed_items(project_id, task, ids)  # usually done already, by the refresh after publishing
         vectors = embeddings.matrix(embeddings.vectors(db.session, task, ids), ids)
+        # Uncertainty order reads neighbourhoods (learner.neighbourhood) among a sample of the project.
+        reference = (embeddings.sample(db.session, project_id, task, learner.REFERENCE_SIZE)
+                     if smoothed else None)
         db.session.rollback()
-        trained = learner.train(task, vectors, labels, held_out=held_out, seed=version)
+        trained = learner.train(task, vectors, labels, held_out=held_out, seed=version, reference=reference)
     except learner.CannotLearn as why:
         session.rollback()
         return {"trained": False, "why": str(why)}
@@ -212,6 +218,7 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"v{version}.joblib"
     path.write_bytes(trained.dumps())
+    reference_path = _store_reference(folder, trained)
     try:
         with db.transaction() as session:
             model = AssistModel(project_id=project_id, kind="builtin", version=version,
@@ -223,7 +230,8 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
                                                               if trained.heldout_accuracy is not None else None),
                                          "heldout": HELD_OUT_WORDS,
                                          "labels": list(task.labels), "control": task.control,
-                                         "features": learner.FEATURES, "classifier": learner.CLASSIFIER})
+                                         "features": trained.features, "classifier": learner.CLASSIFIER,
+                                         "reference": reference_path})
             session.add(model)
             session.flush()
             model_id = model.id
@@ -235,8 +243,24 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
             "heldout_accuracy": trained.heldout_accuracy, "seconds": trained.seconds, **stored}
 
 
+def _store_reference(folder: Path, trained: learner.Trained) -> str | None:
+    """The items a neighbourhood model compares with, in a file named after its content: versions
+    trained while the project's items stayed the same share it (4,000 vectors take 3 MB)."""
+    raw = trained.reference_bytes()
+    if raw is None:
+        return None
+    path = folder / f"reference-{hashlib.sha256(raw).hexdigest()[:16]}.npy"
+    if not path.exists():
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(raw)
+        partial.replace(path)  # whole or absent, for a model version loading it meanwhile
+    return str(path.relative_to(_model_root()))
+
+
 def load_model(model: AssistModel) -> learner.Trained:
-    return learner.Trained.loads((_model_root() / model.artifact_path).read_bytes())
+    reference = (model.details or {}).get("reference")
+    raw_reference = (_model_root() / reference).read_bytes() if reference else None
+    return learner.Trained.loads((_model_root() / model.artifact_path).read_bytes(), raw_reference)
 
 
 def open_items(session, project_id: int, *, after: int = 0, limit: int = PREDICT_CHUNK,
@@ -365,14 +389,17 @@ def source_of(project_id: int) -> str | None:
 
 def refresh(project_id: int) -> dict[str, Any]:
     """Every item gets its vector; the built-in model predicts items that arrived since it was
-    trained; then it retrains if due (or at once, when it was made by an earlier learner)."""
+    trained; then it retrains if due (or at once, when it was made by an earlier learner or reads
+    other features than the project's queue order wants)."""
     session = db.session
     project = session.get(Project, project_id)
     if project is None or project.assist != "builtin":
         session.rollback()
         return {"predicted": 0}
     config = project.label_config
+    wanted = learner.NEIGHBOURHOOD_FEATURES if project.queue_order == "uncertainty" else learner.FEATURES
     latest = _latest_model(session, project_id, "builtin")
+    other_features = latest is not None and (latest.details or {}).get("features") != wanted
     session.rollback()
     try:
         task = learner.text_choice_task(parse_config(config))
@@ -383,7 +410,7 @@ def refresh(project_id: int) -> dict[str, Any]:
         predicted = predict_open_items(project_id, latest.id, missing_only=True)["predicted"] if latest else 0
     except learner.OutdatedModel:
         return {"encoded": encoded, "predicted": 0, **train_builtin(project_id, force=True)}
-    return {"encoded": encoded, "predicted": predicted, **train_builtin(project_id)}
+    return {"encoded": encoded, "predicted": predicted, **train_builtin(project_id, force=other_features)}
 
 
 def after_split(project_id: int) -> None:

@@ -85,6 +85,19 @@ def vectors(session, task: learner.TextChoiceTask, items) -> dict[int, np.ndarra
     return found
 
 
+def sample(session, project_id: int, task: learner.TextChoiceTask, size: int) -> np.ndarray:
+    """The current vectors of up to `size` of the project's items, as rows: those whose ids hash lowest,
+    so that the sample is a fair one and changes little as the project grows."""
+    # In 64 bits: PostgreSQL would do this in the id's 32-bit integer type and overflow.
+    spread = (sa.cast(ItemEmbedding.item_id, sa.BigInteger) * sa.literal(2654435761, sa.BigInteger)) % 4294967296
+    rows = session.execute(select(ItemEmbedding.vector).join(Item, Item.id == ItemEmbedding.item_id)
+                           .where(Item.project_id == project_id, _current(task))
+                           .order_by(spread, ItemEmbedding.item_id).limit(size)).scalars().all()
+    if not rows:
+        return np.zeros((0, embedding.DIMENSIONS), dtype=np.float32)
+    return np.stack([embedding.from_bytes(raw) for raw in rows])
+
+
 def matrix(found: dict[int, np.ndarray], ids: Sequence[int]) -> np.ndarray:
     """The vectors of `ids` as rows, in order; KeyError for an id without one."""
     if not ids:

@@ -7,6 +7,10 @@ needed more labels on the Rotten Tomatoes benchmark, in 15 seeds on a
 development split of its pool as on its own split (`bench/assist.py`), and so
 did a diversity step over the batch (BADGE, cluster-margin, MMR) and a
 committee's disagreement in a replay of its schedule (README, Benchmarks).
+What did pay was the model's view: with the built-in learner, a project in
+this order gets a model that reads each text's neighbourhood
+(`learner.neighbourhood`), so the doubt is that of a region of the project
+rather than of one odd text.
 
 The dispatch queue hands out never-started micro-tasks oldest `seq` first,
 so instead of re-scoring anything in Redis we re-form the head of the queue:
