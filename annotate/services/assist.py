@@ -258,8 +258,11 @@ def _store_reference(folder: Path, trained: learner.Trained) -> str | None:
 
 
 def load_model(model: AssistModel) -> learner.Trained:
+    """The stored model; OutdatedModel (the next refresh trains anew) if it is of an earlier learner or
+    its reference file is gone."""
     reference = (model.details or {}).get("reference")
-    raw_reference = (_model_root() / reference).read_bytes() if reference else None
+    path = _model_root() / reference if reference else None
+    raw_reference = path.read_bytes() if path is not None and path.is_file() else None
     return learner.Trained.loads((_model_root() / model.artifact_path).read_bytes(), raw_reference)
 
 

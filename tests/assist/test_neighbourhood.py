@@ -104,5 +104,9 @@ def test_uncertainty_order_trains_on_neighbourhoods_and_default_order_on_plain_v
     assert third.details["features"] == learner.FEATURES and third.details["reference"] is None
     with app.app_context():
         assert assist.load_model(third).reference is None
+        # A neighbourhood model whose reference file is gone is not used half-blind: it is outdated.
+        (root / first.details["reference"]).unlink()
+        with pytest.raises(learner.OutdatedModel, match="missing: train a new version"):
+            assist.load_model(second)
         assert db.session.scalar(select(AssistModel.id).where(AssistModel.project_id == project,
                                                               AssistModel.version == 4)) is None
