@@ -480,6 +480,15 @@ def labels_to_reach(curves: list[list[tuple[int, float]]], target: float, top: i
 DEV_SEED = 99  # the development split of the pool: held-out snippets drawn from the pool, never the benchmark's
 
 
+def reference_sample(vectors: np.ndarray) -> np.ndarray:
+    """What a neighbourhood model compares texts with: up to learner.REFERENCE_SIZE of `vectors`, a fixed
+    random sample, as the platform's items whose ids hash lowest are."""
+    from annotate.assist import learner
+
+    picked = np.random.default_rng(0).choice(len(vectors), min(learner.REFERENCE_SIZE, len(vectors)), replace=False)
+    return vectors[np.sort(picked)]
+
+
 def learner_alone(pool_vectors: np.ndarray, pool_truth: np.ndarray, test_vectors: np.ndarray,
                   test_truth: np.ndarray, seeds: int, max_labels: int, growth: float, noise: float) -> dict:
     """The platform's schedule replayed with annotate.assist.learner alone, on the stored vectors, in
@@ -500,10 +509,7 @@ def learner_alone(pool_vectors: np.ndarray, pool_truth: np.ndarray, test_vectors
         flipped = rng.random(len(labels)) < noise
         labels[flipped] = 1 - labels[flipped]
         sample = rng.random(len(labels)) < 0.1
-        # The platform's reference is the project's items whose ids hash lowest: a fixed random sample.
-        picked = np.random.default_rng(0).choice(len(vectors), min(learner.REFERENCE_SIZE, len(vectors)),
-                                                 replace=False)
-        reference = vectors[np.sort(picked)] if strategy == "least" else None
+        reference = reference_sample(vectors) if strategy == "least" else None
         taken, curve, last = [], [], 0
         while True:
             step = min(PER_TASK, max_labels - len(taken))
@@ -561,10 +567,8 @@ def learner_speed(pool_vectors: np.ndarray, pool_truth: np.ndarray, n_labels: in
     task = learner.text_choice_task(parse_config(CONFIG))
     n = min(n_labels, len(pool_vectors))
     labels = [[LABELS[c]] for c in pool_truth[:n]]
-    picked = np.random.default_rng(0).choice(len(pool_vectors), min(learner.REFERENCE_SIZE, len(pool_vectors)),
-                                             replace=False)
     found = {}
-    for kind, reference in (("plain", None), ("neighbourhood", pool_vectors[np.sort(picked)])):
+    for kind, reference in (("plain", None), ("neighbourhood", reference_sample(pool_vectors))):
         fits, fit_cpu, predicts = [], [], []
         trained = None
         for r in range(repeats):

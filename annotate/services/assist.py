@@ -184,6 +184,13 @@ def _model_root() -> Path:
     return Path(current_app.config["MODEL_ROOT"])
 
 
+def reads_neighbourhoods(project: Project) -> bool:
+    """Whether the project's built-in model reads each text's neighbourhood among a sample of the
+    project (learner.neighbourhood): in uncertainty order, where it picks better items; the default
+    order keeps plain vectors, a point more accurate there below 500 labels."""
+    return project.queue_order == "uncertainty"
+
+
 def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
     """Train a new version of the project's built-in model if it is due (or forced),
     then predict its open items. Returns what happened, in words where nothing did."""
@@ -202,11 +209,10 @@ def train_builtin(project_id: int, *, force: bool = False) -> dict[str, Any]:
         ids, labels, held_out = _training_pairs(session, project, task)
         last = _latest_model(session, project_id)
         version = (last.version if last else 0) + 1
-        smoothed = project.queue_order == "uncertainty"
+        smoothed = reads_neighbourhoods(project)
         session.rollback()  # no transaction held while texts are encoded and the model fits
         embeddings.embed_items(project_id, task, ids)  # usually done already, by the refresh after publishing
         vectors = embeddings.matrix(embeddings.vectors(db.session, task, ids), ids)
-        # Uncertainty order reads neighbourhoods (learner.neighbourhood) among a sample of the project.
         reference = (embeddings.sample(db.session, project_id, task, learner.REFERENCE_SIZE)
                      if smoothed else None)
         db.session.rollback()
@@ -400,7 +406,7 @@ def refresh(project_id: int) -> dict[str, Any]:
         session.rollback()
         return {"predicted": 0}
     config = project.label_config
-    wanted = learner.NEIGHBOURHOOD_FEATURES if project.queue_order == "uncertainty" else learner.FEATURES
+    wanted = learner.NEIGHBOURHOOD_FEATURES if reads_neighbourhoods(project) else learner.FEATURES
     latest = _latest_model(session, project_id, "builtin")
     other_features = latest is not None and (latest.details or {}).get("features") != wanted
     session.rollback()
